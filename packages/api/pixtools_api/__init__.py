@@ -1,0 +1,1 @@
+"""PixTools HTTP API: job submission, job status, downloads and the upload page."""
