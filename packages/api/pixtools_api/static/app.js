@@ -12,7 +12,7 @@ import { UploadForm } from "./upload-form.js";
 const originals = new Map();
 let form = null;
 let view = null;
-let history = null;
+let jobHistory = null;
 let tracker = null;
 
 function byId(id) {
@@ -46,7 +46,7 @@ function setSubmitStatus(text) {
 
 function openJob(jobId, { filename } = {}) {
   tracker?.stop();
-  const entry = history.find(jobId);
+  const entry = jobHistory.find(jobId);
   view.show(jobId, {
     filename: filename ?? entry?.filename,
     originalUrl: originals.get(jobId),
@@ -56,14 +56,14 @@ function openJob(jobId, { filename } = {}) {
   tracker = trackJob(jobId, {
     onJob(job) {
       view.update(job);
-      history.update(job);
+      jobHistory.update(job);
     },
     onEnd() {
       setSubmitStatus("");
     },
     onError(error) {
       view.showError(error);
-      if (error.code === "job-not-found") history.remove(jobId);
+      if (error.code === "job-not-found") jobHistory.remove(jobId);
     },
     onConnection(note) {
       view.setConnection(note);
@@ -115,7 +115,7 @@ async function submitJob(event) {
     const accepted = await response.json();
     setSubmitStatus("Submitted.");
     originals.set(accepted.job_id, form.takePreviewUrl());
-    history.record({
+    jobHistory.record({
       jobId: accepted.job_id,
       filename: request.file.name,
       operations: request.operations,
@@ -135,10 +135,10 @@ function jobIdFromHash() {
 }
 
 async function start() {
-  history = new JobHistory(byId("history-list"), byId("history-empty"), byId("history-clear"), {
+  jobHistory = new JobHistory(byId("history-list"), byId("history-empty"), byId("history-clear"), {
     onOpen: (jobId) => openJob(jobId),
   });
-  history.load();
+  jobHistory.load();
   view = new JobView(announce);
 
   let limits;

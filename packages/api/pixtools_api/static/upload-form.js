@@ -107,9 +107,12 @@ export class UploadForm {
     this.previewUrl = { url: URL.createObjectURL(file), attached: false };
 
     const problems = await checkFile(file, this.limits);
+    // Another file may have been chosen while this one was being read.
+    if (this.file !== file) return;
 
     const preview = byId("file-preview");
     const size = problems.length === 0 ? await measureImage(preview, this.previewUrl.url) : null;
+    if (this.file !== file) return;
     byId("file-summary").hidden = false;
     preview.hidden = size === null;
     byId("file-name").textContent = file.name;

@@ -1,0 +1,1 @@
+"""`pixtools`: command-line client of the PixTools HTTP API."""
