@@ -44,6 +44,7 @@ from e2e_servers import (
 
 from pixtools_shared.db import upgrade_database
 from pixtools_shared.settings import Settings
+from pixtools_shared.testing import rabbitmqctl_available, temporary_rabbitmq_vhost
 
 STARTUP_TIMEOUT_SECONDS = 180.0
 LAUNCHER_READY_LINE = "PixTools is running at"
@@ -157,8 +158,14 @@ def start_servers(tmp: Path, stack: ExitStack) -> Platform:
     require_servers()
     database_url = stack.enter_context(fresh_postgres_database())
     s3 = stack.enter_context(moto_s3_server())
-    purge_rabbitmq_queues()
-    stack.callback(purge_rabbitmq_queues)
+    if rabbitmqctl_available():
+        # A vhost of its own keeps this run's messages away from any other test
+        # process that uses RabbitMQ at the same time.
+        broker_url = stack.enter_context(temporary_rabbitmq_vhost("pixtools_e2e"))
+    else:
+        broker_url = RABBITMQ_URL
+        purge_rabbitmq_queues()
+        stack.callback(purge_rabbitmq_queues)
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -166,7 +173,7 @@ def start_servers(tmp: Path, stack: ExitStack) -> Platform:
     overrides.update(
         {
             "DATABASE_URL": database_url,
-            "BROKER_URL": RABBITMQ_URL,
+            "BROKER_URL": broker_url,
             "REDIS_URL": REDIS_URL,
             "STORAGE_BACKEND": "s3",
             "S3_ENDPOINT_URL": s3.endpoint_url,
