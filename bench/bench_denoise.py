@@ -1,0 +1,190 @@
+"""Measure denoise speed (seconds per megapixel) and peak memory (RSS).
+
+    python bench/bench_denoise.py [--sizes 1 12 24] [--threads N] [--output-dir DIR]
+
+Each size runs in its own child process, so the peak RSS of one size is not mixed
+with the others. The child builds a synthetic noisy uint8 photo (a tiled pattern of
+gradients and shapes with sigma-25 noise), wraps it in a Pillow image and times
+``Denoiser.denoise_image`` with the tile settings given, which is the worker's code
+path. The peak RSS includes the input and output images (3 bytes per pixel each, plus
+their Pillow copies) and the torch runtime. With --check-whole the 1 MP child also
+runs a whole-image pass and reports the PSNR difference between the two outputs.
+Results go to denoise.json and denoise.md in --output-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOTS = [
+    REPO_ROOT / "packages" / "worker-ml",
+    REPO_ROOT / "packages" / "shared",
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1, 12, 24])
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default: CPU share)"
+    )
+    parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32")
+    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--tile-overlap", type=int, default=32)
+    parser.add_argument("--check-whole", action="store_true")
+    parser.add_argument(
+        "--output-dir", type=Path, default=REPO_ROOT / "bench" / "results"
+    )
+    parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def peak_rss_mib() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_noisy_photo(megapixels: float) -> Any:
+    import numpy as np
+
+    from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
+
+    width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+    height = round(megapixels * 1e6 / width)
+    pattern = synthetic_photo(480, 640)
+    rng = np.random.default_rng(0)
+    noisy = pattern + rng.normal(0.0, 25 / 255, pattern.shape).astype(np.float32)
+    tile = to_uint8(noisy)
+    reps = (-(-height // tile.shape[0]), -(-width // tile.shape[1]), 1)
+    return np.tile(tile, reps)[:height, :width].copy()
+
+
+def run_child(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    from PIL import Image
+
+    from pixtools_worker_ml.data import psnr_uint8
+    from pixtools_worker_ml.inference import Denoiser, TileOptions
+
+    megapixels = float(args.child)
+    denoiser = Denoiser.load(
+        tiles=TileOptions(args.tile_size, args.tile_overlap),
+        max_pixels=10**9,
+        precision=args.precision,
+        threads=args.threads,
+    )
+    warm = Image.fromarray(build_noisy_photo(0.05), "RGB")
+    denoiser.denoise_image(warm)
+
+    pixels = build_noisy_photo(megapixels)
+    image = Image.fromarray(pixels, "RGB")
+    height, width = pixels.shape[:2]
+    rss_before = peak_rss_mib()
+    started = time.perf_counter()
+    result = denoiser.denoise_image(image)
+    seconds = time.perf_counter() - started
+    record: dict[str, Any] = {
+        "megapixels": round(width * height / 1e6, 2),
+        "width": width,
+        "height": height,
+        "seconds": round(seconds, 2),
+        "seconds_per_megapixel": round(seconds / (width * height / 1e6), 3),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "peak_rss_before_denoise_mib": round(rss_before, 1),
+        "threads": denoiser.threads,
+        "precision": denoiser.precision,
+    }
+
+    if args.check_whole:
+        whole = Denoiser(denoiser.model, tiles=TileOptions(0, 0), max_pixels=10**9)
+        whole_result = whole.denoise_image(image)
+        clean = np.asarray(image, dtype=np.float32) / 255.0
+        tiled_psnr = psnr_uint8(np.asarray(result, dtype=np.float32) / 255.0, clean)
+        whole_psnr = psnr_uint8(
+            np.asarray(whole_result, dtype=np.float32) / 255.0, clean
+        )
+        record["tiled_vs_whole_psnr_difference_db"] = round(
+            abs(tiled_psnr - whole_psnr), 5
+        )
+    return record
+
+
+def markdown(records: list[dict[str, Any]], machine: str, tiles: str) -> str:
+    lines = [
+        f"Machine: {machine}. Tiles: {tiles}.",
+        "",
+        "| image | seconds | s/MP | peak RSS (MiB) | threads | precision |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for record in records:
+        lines.append(
+            f"| {record['megapixels']} MP ({record['width']}x{record['height']}) | "
+            f"{record['seconds']} | {record['seconds_per_megapixel']} | "
+            f"{record['peak_rss_mib']} | {record['threads']} | {record['precision']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def describe_machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, load {os.getloadavg()[0]:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(run_child(args)))
+        return 0
+
+    environment = dict(os.environ)
+    extra_path = os.pathsep.join(str(p) for p in PACKAGE_ROOTS)
+    environment["PYTHONPATH"] = (
+        extra_path + os.pathsep + environment.get("PYTHONPATH", "")
+    )
+    machine = describe_machine()
+    records = []
+    for size in args.sizes:
+        command = [sys.executable, __file__, "--child", str(size)]
+        command += ["--precision", args.precision]
+        command += ["--tile-size", str(args.tile_size)]
+        command += ["--tile-overlap", str(args.tile_overlap)]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        if args.check_whole and size <= 1:
+            command.append("--check-whole")
+        # The command is this script and its own options, never outside input.
+        completed = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, env=environment, check=True
+        )
+        record = json.loads(completed.stdout.strip().splitlines()[-1])
+        records.append(record)
+        print(json.dumps(record), flush=True)
+
+    tiles = f"{args.tile_size} px with {args.tile_overlap} px overlap"
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"machine": machine, "tiles": tiles, "results": records}
+    (args.output_dir / "denoise.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (args.output_dir / "denoise.md").write_text(markdown(records, machine, tiles))
+    print(markdown(records, machine, tiles))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Blind colour denoising network: residual conv blocks on pixel-unshuffled input.
+
+The image (N, 3, H, W) in [0, 1] is folded by space-to-depth with factor 2 into
+(N, 12, H/2, W/2), so every 3x3 convolution runs on a quarter of the pixel positions
+and covers a 6x6 pixel neighbourhood. A head convolution with ReLU lifts the 12
+channels to ``width``, ``blocks`` residual blocks (conv, ReLU, conv, plus the block
+input) follow, and after a ReLU a tail convolution maps back to 12 channels. That
+prediction of the folded noise is unfolded by depth-to-space and subtracted from the
+input (residual learning). No noise level is given to the network: one model covers
+every sigma it was trained on.
+
+The identity skips and the zero-initialised second convolution of every block make
+the untrained stack an identity map, so it trains from the first steps; a plain
+20-layer stack on this folded input barely moved in its first 800 Adam steps here.
+
+With the defaults (width 64, 9 blocks: 20 convolutions) the network has 678,604
+parameters (2.7 MB as float32) and costs about 0.17 M multiply-accumulates per
+output pixel, a quarter of the 20-layer 64-channel DnCNN (0.66 M).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyperparameters, stored next to the weights as JSON."""
+
+    channels: int = 3
+    width: int = 64
+    blocks: int = 9
+    scale: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(
+            channels=int(data["channels"]),
+            width=int(data["width"]),
+            blocks=int(data["blocks"]),
+            scale=int(data["scale"]),
+        )
+
+    @property
+    def convolutions(self) -> int:
+        return 2 * self.blocks + 2
+
+
+class ResidualBlock(nn.Module):
+    """conv 3x3, ReLU, conv 3x3, plus the block input."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(width, width, 3, padding=1)
+        self.second = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features + self.second(functional.relu(self.first(features)))
+
+
+class DenoiseNet(nn.Module):
+    """Residual denoiser; inputs need height and width divisible by ``scale``."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        if self.config.blocks < 0:
+            raise ValueError(f"blocks must not be negative, got {self.config.blocks}")
+
+        folded = self.config.channels * self.config.scale**2
+        width = self.config.width
+        self.head = nn.Conv2d(folded, width, 3, padding=1)
+        self.blocks = nn.Sequential(
+            *(ResidualBlock(width) for _ in range(self.config.blocks))
+        )
+        self.tail = nn.Conv2d(width, folded, 3, padding=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-normal convolutions, zero second conv per block, a near-zero tail.
+
+        The untrained network then returns its input almost unchanged.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for block in self.blocks:
+            assert isinstance(block, ResidualBlock)
+            nn.init.zeros_(block.second.weight)
+        nn.init.normal_(self.tail.weight, std=1e-3)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        scale = self.config.scale
+        features = functional.relu(self.head(functional.pixel_unshuffle(noisy, scale)))
+        features = functional.relu(self.blocks(features))
+        noise = functional.pixel_shuffle(self.tail(features), scale)
+        return noisy - noise
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def receptive_radius(config: ModelConfig) -> int:
+    """Return how many input pixels beyond a tile edge can change an output pixel."""
+    return config.convolutions * config.scale + config.scale

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pixtools_worker_ml import evaluate
+from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
+
+
+def test_main_prints_table_for_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for index in range(2):
+        pixels = to_uint8(synthetic_photo(96, 128, seed=index))
+        Image.fromarray(pixels, "RGB").save(tmp_path / f"{index}.png")
+    output = tmp_path / "result.json"
+
+    code = evaluate.main(
+        [
+            "--images",
+            str(tmp_path),
+            "--sigmas",
+            "25",
+            "--threads",
+            "1",
+            "--json",
+            str(output),
+        ]
+    )
+
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| sigma"))
+    assert code == 0
+    assert lines[header].startswith("| sigma | noisy input | ours (")
+    row = [cell.strip() for cell in lines[header + 2].strip("|").split("|")]
+    assert row[0] == "25"
+    assert float(row[2]) > float(row[1]) + 2.0
+    assert row[3:] == ["30.71", "31.24"]
+    assert '"images": 2' in output.read_text()

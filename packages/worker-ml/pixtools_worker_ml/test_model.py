@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixtools_worker_ml.model import (
+    DenoiseNet,
+    ModelConfig,
+    count_parameters,
+    receptive_radius,
+)
+
+
+def test_default_parameter_count() -> None:
+    model = DenoiseNet()
+
+    assert count_parameters(model) == 678_604
+    assert model.config.convolutions == 20
+    assert receptive_radius(model.config) == 42
+
+
+def test_untrained_model_is_near_identity() -> None:
+    sample = torch.rand(1, 3, 32, 32)
+
+    output = DenoiseNet().eval()(sample)
+
+    assert output.shape == sample.shape
+    assert (output - sample).abs().mean() < 0.02
+    assert (output - sample).abs().max() < 0.2
+
+
+def test_config_round_trips_through_dict() -> None:
+    config = ModelConfig(width=8, blocks=2)
+
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_output_depends_only_on_receptive_field() -> None:
+    torch.manual_seed(0)
+    model = DenoiseNet(ModelConfig(width=8, blocks=2))
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    radius = receptive_radius(model.config)
+    sample = torch.rand(1, 3, 2 * radius + 40, 2 * radius + 40)
+    changed = sample.clone()
+    changed[..., :, -1] = 0.0
+
+    difference = (model(sample) - model(changed)).abs().sum(dim=(0, 1, 2))
+
+    assert difference[-1] > 0
+    assert torch.all(difference[: -radius - 1] == 0)
+
+
+def test_negative_blocks_are_rejected() -> None:
+    with pytest.raises(ValueError, match="blocks must not be negative"):
+        DenoiseNet(ModelConfig(blocks=-1))

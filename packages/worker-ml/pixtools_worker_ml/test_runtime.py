@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pixtools_worker_ml.runtime import (
+    cgroup_cpu_limit,
+    choose_threads,
+    cpu_share,
+    resolve_precision,
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("150000 100000\n", 1.5), ("max 100000\n", None), ("garbage\n", None)],
+)
+def test_cgroup_cpu_limit_parses_quota(
+    tmp_path: Path, content: str, expected: float | None
+) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(content)
+
+    assert cgroup_cpu_limit(path) == expected
+
+
+def test_cgroup_cpu_limit_missing_file(tmp_path: Path) -> None:
+    assert cgroup_cpu_limit(tmp_path / "absent") is None
+
+
+def test_choose_threads_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_THREADS", "3")
+    assert choose_threads(2) == 2
+    assert choose_threads(None) == 3
+
+    monkeypatch.setenv("TORCH_THREADS", "many")
+    assert choose_threads(None) == cpu_share()
+
+    monkeypatch.delenv("TORCH_THREADS")
+    assert choose_threads(None) == cpu_share()
+    assert cpu_share() >= 1
+
+
+def test_resolve_precision_values() -> None:
+    assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("BF16") == "bf16"
+    assert resolve_precision("auto") in {"bf16", "fp32"}
+    with pytest.raises(ValueError, match="auto, bf16 or fp32"):
+        resolve_precision("fp16")
