@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 
 import structlog
 import uvicorn
 
 from pixtools_api.app import create_app
+from pixtools_shared.db import upgrade_database
 from pixtools_shared.logging_setup import configure_logging
 from pixtools_shared.settings import Settings, get_settings
 
@@ -58,11 +60,26 @@ def parse_arguments(
     return parser.parse_args(argv)
 
 
+def migrate(settings: Settings) -> None:
+    """Upgrade the database schema to the latest revision, then return."""
+    logger.info("database_migration_started")
+    upgrade_database(settings.database_url)
+    logger.info("database_migration_finished")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the API until SIGINT or SIGTERM."""
+    """Run the API until SIGINT or SIGTERM, or run `migrate` and exit.
+
+    Deployments run `api.pex migrate` once before rolling out a release; the API
+    itself never changes the schema.
+    """
     settings = get_settings()
     configure_logging(settings)
-    arguments = parse_arguments(argv, settings)
+    arguments_list = list(sys.argv[1:] if argv is None else argv)
+    if arguments_list[:1] == ["migrate"]:
+        migrate(settings)
+        return
+    arguments = parse_arguments(arguments_list, settings)
 
     logger.info("api_starting", host=arguments.host, port=arguments.port)
     build_server(settings, arguments.host, arguments.port).run()

@@ -1,0 +1,1 @@
+"""Offline test support: realistic mocks and a runner for the real program."""
