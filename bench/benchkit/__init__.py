@@ -1,0 +1,40 @@
+"""Shared helpers of the PixTools benchmark scripts in bench/.
+
+- images: synthetic test images (photo-like JPEG with EXIF and GPS, alpha PNG).
+- stats: timing loops and percentiles.
+- report: results.json, results.md and PNG plots under bench/results/<scenario>/.
+- machine: a description of the machine a run happened on.
+- platform: PostgreSQL, RabbitMQ, moto S3, the API and the workers as processes.
+- client: HTTP submission and polling of jobs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+# Source roots of the PixTools packages, relative to this file (bench/benchkit/).
+_REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOTS = (
+    _REPOSITORY_ROOT / "packages" / "shared",
+    _REPOSITORY_ROOT / "packages" / "api",
+    _REPOSITORY_ROOT / "packages" / "worker-standard",
+    _REPOSITORY_ROOT / "packages" / "worker-ml",
+)
+
+
+def add_source_roots() -> None:
+    """Make the PixTools packages importable when a script runs from a checkout.
+
+    Under Pants or an installed environment pixtools_shared is importable already
+    and nothing changes.
+    """
+    if importlib.util.find_spec("pixtools_shared") is not None:
+        return
+    for root in SOURCE_ROOTS:
+        if root.is_dir() and str(root) not in sys.path:
+            sys.path.append(str(root))
+
+
+add_source_roots()
