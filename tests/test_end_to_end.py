@@ -268,8 +268,8 @@ def test_alpha_png_all_operations_with_webhook(
     event = webhooks.wait_for(job_id, WEBHOOK_TIMEOUT_SECONDS)
     assert event is not None, f"no webhook for {job_id}\n{platform.logs()}"
     assert event.path == f"/hooks/pixtools/{platform.profile}"
-    assert event.body["job"]["job_id"] == job_id
-    assert event.body["job"]["status"] == "COMPLETED"
+    assert event.body["data"]["job_id"] == job_id
+    assert event.body["data"]["status"] == "COMPLETED"
     assert event.headers["content-type"].startswith("application/json")
 
 

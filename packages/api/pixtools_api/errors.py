@@ -100,6 +100,34 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return details
 
 
+# Retry-After of a 503 whose error does not name its own wait.
+DEFAULT_RETRY_AFTER_SECONDS = 5
+
+
+def error_headers(exc: PixToolsError) -> dict[str, str]:
+    """Response headers an error asks for: Retry-After, WWW-Authenticate."""
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(retry_after))
+    elif exc.http_status == 503:
+        headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
+    challenge = getattr(exc, "www_authenticate", None)
+    if challenge is not None:
+        headers["WWW-Authenticate"] = str(challenge)
+    return headers
+
+
+def pixtools_error_response(exc: PixToolsError) -> JSONResponse:
+    """Build the response of a PixToolsError (also used by middleware)."""
+    # Only the base class is a generic 500; never echo its message, which may
+    # carry internal details.
+    message = exc.message if exc.http_status < 500 else type(exc).default_message
+    return error_response(
+        exc.http_status, exc.code, message, exc.details, error_headers(exc)
+    )
+
+
 async def handle_pixtools_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PixToolsError)
     log = logger.warning if exc.http_status < 500 else logger.error
@@ -110,12 +138,7 @@ async def handle_pixtools_error(request: Request, exc: Exception) -> JSONRespons
         status=exc.http_status,
         message=exc.message,
     )
-
-    # Only the base class is a generic 500; never echo its message, which may
-    # carry internal details.
-    message = exc.message if exc.http_status < 500 else type(exc).default_message
-    headers = {"Retry-After": "5"} if exc.http_status == 503 else None
-    return error_response(exc.http_status, exc.code, message, exc.details, headers)
+    return pixtools_error_response(exc)
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,19 +1,18 @@
 """Request metrics, request ids, access logs and GET /metrics of the API.
 
-``RequestObservabilityMiddleware`` wraps every HTTP request: it binds a request
-id into the structlog context (the client's ``X-Request-ID`` when it is a plain
-token, else a new one, echoed in the response), counts the request by route
-template and status, observes its latency, and logs one ``request_finished``
-line. For POST /api/process it also records the upload size and whether the job
-was accepted, replayed (``Idempotent-Replayed``) or rejected, with the error
-code from the error body as the reason.
+``RequestObservabilityMiddleware`` wraps every HTTP request. It binds a request
+id into the structlog context and echoes it in the response: the client's
+``X-Request-ID`` when it is a plain token, else a new one. It counts the request
+by route template and status, observes its latency and logs one
+``request_finished`` line. For POST /api/process it also records the upload
+size and whether the job was accepted, replayed (``Idempotent-Replayed``) or
+rejected, with the error code from the error body as the reason.
 
 ``install_observability`` wires this, the tracing of the app and /metrics.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import time
@@ -36,9 +35,10 @@ from prometheus_client import (
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pixtools_api.access import METRICS_ACCESS_STATE
+from pixtools_api.auth import WWW_AUTHENTICATE
 from pixtools_api.errors import error_response
 from pixtools_shared.observability import tracing
-from pixtools_shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +121,7 @@ def method_label(method: str) -> str:
 
 
 def route_label(scope: Scope) -> str:
-    """The matched route's path template (``/api/jobs/{job_id}``)."""
+    """Return the matched route's path template (``/api/jobs/{job_id}``)."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
@@ -138,7 +138,7 @@ def request_id_from(scope: Scope) -> str:
 
 
 def error_code_of(body: bytes) -> str:
-    """The ``error.code`` of an error body, ``unknown`` when it has none."""
+    """Return the ``error.code`` of an error body, ``unknown`` when it has none."""
     try:
         code = json.loads(body)["error"]["code"]
     except (ValueError, KeyError, TypeError):
@@ -156,9 +156,24 @@ def job_id_of(body: bytes) -> str | None:
     return job_id if isinstance(job_id, str) else None
 
 
+def annotate_span(
+    scope: Scope, exchange: _Exchange, request_id: str, is_process: bool
+) -> None:
+    """Put the request id and the job id on the current (request) span."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attribute("pixtools.request_id", request_id)
+    job_id = (scope.get("path_params") or {}).get("job_id")
+    if is_process and exchange.status is not None and exchange.status < 400:
+        job_id = job_id_of(bytes(exchange.response_body))
+    if isinstance(job_id, str):
+        span.set_attribute("pixtools.job_id", job_id)
+
+
 @dataclass
 class _Exchange:
-    """What the middleware saw of one request and its response."""
+    """Observations of one request and its response."""
 
     status: int | None = None
     body_bytes: int = 0
@@ -196,17 +211,20 @@ class RequestObservabilityMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 exchange.replayed = headers.get("idempotent-replayed") == "true"
-            elif (
-                message["type"] == "http.response.body"
-                and is_process
-                and len(exchange.response_body) < MAX_CAPTURED_BODY_BYTES
-            ):
-                exchange.response_body += message.get("body", b"")
+            elif message["type"] == "http.response.body":
+                if is_process and len(exchange.response_body) < MAX_CAPTURED_BODY_BYTES:
+                    exchange.response_body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    # The tracing middleware ends the request span with the
+                    # last body message, so the attributes go on before it.
+                    annotate_span(scope, exchange, request_id, is_process)
             await send(message)
 
         REQUESTS_IN_PROGRESS.labels(method=method).inc()
         try:
-            await self.app(scope, receive_counting if is_process else receive, send_observed)
+            await self.app(
+                scope, receive_counting if is_process else receive, send_observed
+            )
         except BaseException:
             # The error handler outside this middleware sends a 500.
             exchange.status = exchange.status or 500
@@ -238,12 +256,6 @@ class RequestObservabilityMiddleware:
             job_id, fields["outcome"] = self._record_submission(exchange, status)
         if isinstance(job_id, str):
             fields["job_id"] = job_id
-
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.set_attribute("pixtools.request_id", request_id)
-            if "job_id" in fields:
-                span.set_attribute("pixtools.job_id", fields["job_id"])
 
         emit = log.debug if scope["path"] in QUIET_PATHS else log.info
         emit(
@@ -277,32 +289,21 @@ class RequestObservabilityMiddleware:
         return job_id_of(body), outcome
 
 
-def metrics_allowed(request: Request, settings: Settings) -> bool:
-    """Open with METRICS_PUBLIC or anonymous access; else the METRICS_TOKEN bearer."""
-    if getattr(settings, "METRICS_PUBLIC", False) or getattr(
-        settings, "allows_anonymous", True
-    ):
-        return True
-    token = getattr(settings, "METRICS_TOKEN", None)
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if not token or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(credentials.strip().encode(), token.encode())
-
-
-def install_observability(app: FastAPI, settings: Settings) -> None:
+def install_observability(app: FastAPI) -> None:
     """Add request metrics, tracing (when OTEL_* turns it on) and GET /metrics."""
     tracing.configure_tracing("pixtools-api")
     app.add_middleware(RequestObservabilityMiddleware)
     tracing.instrument_fastapi(app)
 
     async def read_metrics(request: Request) -> Response:
-        if not metrics_allowed(request, settings):
+        # AccessControlMiddleware decides who may read /metrics (METRICS_PUBLIC,
+        # METRICS_TOKEN or an API key) and marks the request when it may.
+        if not request.scope.get("state", {}).get(METRICS_ACCESS_STATE):
             return error_response(
                 401,
-                "unauthorized",
-                "GET /metrics takes an 'Authorization: Bearer' METRICS_TOKEN.",
-                headers={"WWW-Authenticate": "Bearer"},
+                "unauthenticated",
+                "GET /metrics requires METRICS_PUBLIC, METRICS_TOKEN or an API key.",
+                headers={"WWW-Authenticate": WWW_AUTHENTICATE},
             )
         return Response(
             generate_latest(REGISTRY),

@@ -93,3 +93,29 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorBody, "description": "Client error"},
     "5XX": {"model": ErrorBody, "description": "Server error"},
 }
+
+# Meaning of each error status the API sends, for the OpenAPI document.
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Invalid header, such as a malformed Idempotency-Key.",
+    401: "Missing, invalid or misplaced (query string) API key.",
+    403: "The download link's signature does not match.",
+    404: "Not found, or created by another API key.",
+    408: "The request body did not arrive within UPLOAD_READ_TIMEOUT_SECONDS.",
+    409: "The first request with this Idempotency-Key is still in flight after "
+    "IDEMPOTENCY_WAIT_SECONDS (Retry-After).",
+    410: "The download link has expired.",
+    413: "The upload, a form field or the image's dimensions exceed a limit.",
+    415: "The body is not multipart/form-data or the image format is not supported.",
+    422: "Invalid form fields, operations, webhook URL, or a reused Idempotency-Key.",
+    429: "Rate limit of the API key exceeded (Retry-After).",
+    500: "Internal error.",
+    503: "Overloaded, or a dependency is unavailable (Retry-After).",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries with the error body for ``codes``."""
+    return {
+        code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]}
+        for code in (*codes, 500)
+    }

@@ -7,27 +7,29 @@ runs `accept_job` in a worker thread once the upload has been read.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import uuid4
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 
+from pixtools_api.auth import Caller
 from pixtools_api.idempotency import (
-    ANONYMOUS_SCOPE,
-    IDEMPOTENCY_KEY_HEADER,
-    IdempotencyKeyExpiredError,
+    IdempotencyKeyInFlightError,
+    StoredResponse,
+    claim_key_waiting,
+    complete_claim,
     compute_request_fingerprint,
-    find_replayed_job_id,
-    is_idempotency_conflict,
+    release_claim,
 )
+from pixtools_api.idempotency_reservations import Reservation
 from pixtools_api.services import ApiServices
 from pixtools_api.upload import MultipartForm
 from pixtools_shared.db.models import Job
 from pixtools_shared.errors import InvalidOperationsError
 from pixtools_shared.imaging.limits import ImageLimits
 from pixtools_shared.imaging.probe import ImageInfo, probe_image
-from pixtools_shared.jobs import SourceInfo, create_job, get_job
+from pixtools_shared.jobs import SourceInfo, create_job
 from pixtools_shared.operations import OperationRequest, parse_operation_request
 from pixtools_shared.outbox import relay as relay_outbox
 from pixtools_shared.settings import Settings
@@ -48,6 +50,10 @@ SOURCE_CONTENT_TYPES: dict[str, str] = {
 }
 
 DEFAULT_SOURCE_FILENAME = "upload"
+
+
+# Builds the status URL of a job id (from the request, for its Host header).
+StatusUrlFor = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -116,26 +122,64 @@ def validate_request(services: ApiServices, form: MultipartForm) -> ValidatedReq
 
 
 def accept_job(
-    services: ApiServices, form: MultipartForm, idempotency_key: str | None
+    services: ApiServices,
+    form: MultipartForm,
+    caller: Caller,
+    idempotency_key: str | None,
+    status_url_for: StatusUrlFor,
+    reservation: Reservation | None = None,
+    wait_until: float = 0.0,
 ) -> AcceptedJob:
-    """Validate the request, store the upload, create the job and dispatch it."""
+    """Validate the request, store the upload, create the job and dispatch it.
+
+    With an Idempotency-Key the key is claimed in the database first (see
+    idempotency.py), so a repeat is replayed or rejected before anything is
+    stored. A repeat of a request still in flight waits for it until
+    ``wait_until`` (time.monotonic; 0 does not wait).
+    """
     request = validate_request(services, form)
+    if idempotency_key is None:
+        return create_and_dispatch(services, request, caller, None, status_url_for)
 
-    if idempotency_key is not None:
-        replayed = replay_job(services, idempotency_key, request.fingerprint)
-        if replayed is not None:
-            return replayed
+    if reservation is not None and services.reservations is not None:
+        services.reservations.record_fingerprint(reservation, request.fingerprint)
+    claim = claim_key_waiting(
+        services.session_factory,
+        caller.scope,
+        idempotency_key,
+        request.fingerprint,
+        ttl_seconds=services.settings.IDEMPOTENCY_KEY_TTL_SECONDS,
+        wait_until=wait_until,
+    )
+    if claim.replay is not None:
+        logger.info("job_replayed", job_id=claim.replay.job_id, key_id=caller.key_id)
+        return AcceptedJob(
+            job_id=claim.replay.job_id,
+            status=str(claim.replay.body.get("status", "QUEUED")),
+            replayed=True,
+        )
 
-    return create_and_dispatch(services, request, idempotency_key)
+    assert claim.record_id is not None
+    try:
+        return create_and_dispatch(
+            services, request, caller, claim.record_id, status_url_for
+        )
+    except BaseException:
+        release_claim(services.session_factory, claim.record_id)
+        raise
 
 
 def create_and_dispatch(
-    services: ApiServices, request: ValidatedRequest, idempotency_key: str | None
+    services: ApiServices,
+    request: ValidatedRequest,
+    caller: Caller,
+    claim_record_id: int | None,
+    status_url_for: StatusUrlFor,
 ) -> AcceptedJob:
-    """Store the upload, commit the job and its idempotency record, send the tasks.
+    """Store the upload, commit the job (and complete the key's claim), send tasks.
 
-    When another request committed the same Idempotency-Key first, the unique
-    constraint fails this commit, and that request's job is returned instead.
+    The job, its outbox messages, its owner and the idempotency record's
+    stored response are committed in one transaction.
     """
     job_id = str(uuid4())
     source_key = upload_key(job_id)
@@ -161,25 +205,24 @@ def create_and_dispatch(
                 ),
                 job_id=job_id,
                 webhook_url=request.webhook_url,
-                idempotency_key=idempotency_key,
-                idempotency_scope=ANONYMOUS_SCOPE,
-                request_fingerprint=request.fingerprint,
                 settings=services.settings,
             )
+            if caller.key_id is not None:
+                job.owner = caller.key_id
+            if claim_record_id is not None:
+                response = StoredResponse(
+                    status_code=202,
+                    body={
+                        "job_id": job.id,
+                        "status": str(job.status),
+                        "status_url": status_url_for(job.id),
+                    },
+                    job_id=job.id,
+                )
+                if not complete_claim(session, claim_record_id, response):
+                    # Another request took the key over as stale; it owns it.
+                    raise IdempotencyKeyInFlightError()
             session.commit()
-    except IntegrityError as exc:
-        discard_upload(services, job_id, source_key)
-        if idempotency_key is not None and is_idempotency_conflict(exc):
-            logger.info("idempotency_conflict_replayed", discarded_job_id=job_id)
-            replayed = replay_job(services, idempotency_key, request.fingerprint)
-            if replayed is not None:
-                return replayed
-            # The record exists (the constraint fired) but has expired, and the
-            # purge task has not deleted it yet.
-            raise IdempotencyKeyExpiredError(
-                details=[{"field": IDEMPOTENCY_KEY_HEADER, "message": "key expired"}]
-            ) from None
-        raise
     except BaseException:
         discard_upload(services, job_id, source_key)
         raise
@@ -187,6 +230,7 @@ def create_and_dispatch(
     logger.info(
         "job_accepted",
         job_id=job.id,
+        key_id=caller.key_id,
         operations=[operation.name.value for operation in request.operations],
         source_format=info.format,
         source_width=info.width,
@@ -195,23 +239,6 @@ def create_and_dispatch(
     )
     dispatch_accepted_job(services, job)
     return AcceptedJob(job_id=job.id, status=job.status, replayed=False)
-
-
-def replay_job(
-    services: ApiServices, idempotency_key: str, fingerprint: str
-) -> AcceptedJob | None:
-    """Return the job stored for the key, or None when there is none (yet)."""
-    with services.session_factory() as session:
-        job_id = find_replayed_job_id(
-            session, ANONYMOUS_SCOPE, idempotency_key, fingerprint
-        )
-        if job_id is None:
-            return None
-        job = get_job(session, job_id)
-        if job is None:
-            return None
-        logger.info("job_replayed", job_id=job.id)
-        return AcceptedJob(job_id=job.id, status=job.status, replayed=True)
 
 
 def dispatch_accepted_job(services: ApiServices, job: Job) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pixtools_api.errors import InvalidRequestError
-from pixtools_api.idempotency import compute_request_fingerprint, parse_idempotency_key
+from pixtools_api.idempotency import (
+    InvalidIdempotencyKeyError,
+    compute_request_fingerprint,
+    parse_idempotency_key,
+)
 from pixtools_shared.operations import parse_operation_request
 
 
@@ -17,12 +20,32 @@ def test_key_stripped() -> None:
     assert parse_idempotency_key("  abc-123  ") == "abc-123"
 
 
-@pytest.mark.parametrize("header", ["", "   ", "k" * 256, "has space", "ümlaut"])
+@pytest.mark.parametrize(
+    "header",
+    ["", "   ", '""', "k" * 256, "has space", "ümlaut", "a,b", 'a"b', "a\\b", "x\ty"],
+)
 def test_key_rejected(header: str) -> None:
-    with pytest.raises(InvalidRequestError) as caught:
+    with pytest.raises(InvalidIdempotencyKeyError) as caught:
         parse_idempotency_key(header)
 
+    assert caught.value.http_status == 400
+    assert caught.value.code == "invalid-idempotency-key"
     assert caught.value.details[0]["field"] == "Idempotency-Key"
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        (
+            '"8e03978e-40d5-43e8-bc93-6894a57f9324"',
+            "8e03978e-40d5-43e8-bc93-6894a57f9324",
+        ),
+        ("01HZX3K9Q7+base64/=", "01HZX3K9Q7+base64/="),
+        ("order:42.retry~1_a", "order:42.retry~1_a"),
+    ],
+)
+def test_key_forms_accepted(header: str, key: str) -> None:
+    assert parse_idempotency_key(header) == key
 
 
 def test_key_at_max_length() -> None:

@@ -33,3 +33,34 @@ def test_docs_page_served(client: TestClient) -> None:
 
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+def test_process_documents_every_status(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    responses = document["paths"]["/api/process"]["post"]["responses"]
+
+    expected = ["400", "401", "408", "409", "413", "415", "422", "429", "500", "503"]
+    assert sorted(set(responses) - {"202"}) == expected
+    for status in expected:
+        schema = responses[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, status
+    for status in ("409", "429", "503"):
+        assert "Retry-After" in responses[status]["headers"], status
+
+
+def test_guarded_operations_declare_security(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+
+    assert schemes["ApiKeyHeader"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    assert schemes["BearerKey"]["scheme"] == "bearer"
+    job = document["paths"]["/api/jobs/{job_id}"]["get"]
+    assert {"ApiKeyHeader": []} in job["security"]
+    assert {"401", "404", "429"} <= set(job["responses"])
+    assert "security" not in document["paths"]["/api/health"]["get"]
+    # The test app has no API_KEYS, so calling without a key is allowed too.
+    assert {} in job["security"]

@@ -15,16 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from pixtools_api.app import create_app
+from pixtools_api.auth import ANONYMOUS
 from pixtools_api.conftest import (
     TEST_MAX_UPLOAD_BYTES,
     SentTask,
     drain_queue,
     image_bytes,
 )
-from pixtools_api.idempotency import IdempotencyKeyExpiredError
+from pixtools_api.idempotency import IdempotencyKeyInFlightError
 from pixtools_api.schemas import JobPublic, OperationPublic
 from pixtools_api.services import ApiServices
-from pixtools_api.submission import accept_job, create_and_dispatch, validate_request
+from pixtools_api.submission import accept_job
 from pixtools_api.upload import MultipartForm, UploadedFile
 from pixtools_shared.db.models import IdempotencyRecord, Job
 from pixtools_shared.settings import Settings
@@ -398,15 +399,19 @@ def test_process_rejects_json_body(client: TestClient) -> None:
     assert error_of(response)["code"] == "unsupported-media-type"
 
 
-def test_process_rejects_invalid_idempotency_key(client: TestClient) -> None:
-    response = post_process(
-        client, image_bytes(), headers={"Idempotency-Key": "k" * 300}
-    )
+@pytest.mark.parametrize(
+    "key", ["k" * 256, "has space", "semi;colon", '"quoted space"', "a,b"]
+)
+def test_process_rejects_invalid_idempotency_key(
+    client: TestClient, services: ApiServices, key: str
+) -> None:
+    response = post_process(client, image_bytes(), headers={"Idempotency-Key": key})
 
-    assert response.status_code == 422
+    assert response.status_code == 400
     error = error_of(response)
-    assert error["code"] == "invalid-request"
+    assert error["code"] == "invalid-idempotency-key"
     assert error["details"][0]["field"] == "Idempotency-Key"
+    assert count_jobs(services) == 0
 
 
 def test_process_repeat_with_idempotency_key_returns_same_job(
@@ -452,38 +457,74 @@ def test_process_without_key_creates_two_jobs(
     assert count_jobs(services) == 2
 
 
-def test_concurrent_duplicate_replays_committed_job(services: ApiServices) -> None:
-    # Both requests pass the replay check before either commits; the unique
-    # constraint then fails the second commit, which must replay the first job.
+def status_url_for(job_id: str) -> str:
+    return f"http://testserver/api/jobs/{job_id}"
+
+
+def test_unfinished_claim_answers_in_flight(services: ApiServices) -> None:
+    # A record without a job is the claim of a request still being accepted.
     form = MultipartForm(
         file=UploadedFile("a.png", "image/png", image_bytes()),
         fields={"operations": '["jpg"]'},
     )
-    request = validate_request(services, form)
-
-    first = create_and_dispatch(services, request, "race-key")
-    second = create_and_dispatch(services, request, "race-key")
-
-    assert first.replayed is False
-    assert second.replayed is True
-    assert second.job_id == first.job_id
-    assert count_jobs(services) == 1
     with services.session_factory() as session:
-        records = session.scalars(select(IdempotencyRecord)).all()
-    assert [(record.key, record.job_id) for record in records] == [
-        ("race-key", first.job_id)
-    ]
-    assert services.storage.list_keys("uploads") == [f"{first.job_id}/source"]
-    assert len(drain_queue(services.celery, "standard")) == 1
+        session.add(
+            IdempotencyRecord(
+                scope="",
+                key="busy-key",
+                request_fingerprint="0" * 64,
+                job_id=None,
+                created_at=datetime.now(UTC),
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+        session.commit()
+
+    with pytest.raises(IdempotencyKeyInFlightError):
+        accept_job(services, form, ANONYMOUS, "busy-key", status_url_for)
+
+    assert count_jobs(services) == 0
+    assert services.storage.list_keys("uploads") == []
 
 
-def test_expired_idempotency_key_not_purged_yet(services: ApiServices) -> None:
+def test_stale_claim_taken_over(services: ApiServices) -> None:
     form = MultipartForm(
         file=UploadedFile("a.png", "image/png", image_bytes()),
         fields={"operations": '["jpg"]'},
     )
-    request = validate_request(services, form)
-    first = create_and_dispatch(services, request, "old-key")
+    with services.session_factory() as session:
+        session.add(
+            IdempotencyRecord(
+                scope="",
+                key="crashed-key",
+                request_fingerprint="0" * 64,
+                job_id=None,
+                created_at=datetime.now(UTC) - timedelta(minutes=10),
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
+        session.commit()
+
+    accepted = accept_job(services, form, ANONYMOUS, "crashed-key", status_url_for)
+
+    assert accepted.replayed is False
+    with services.session_factory() as session:
+        [record] = session.scalars(select(IdempotencyRecord)).all()
+    assert record.job_id == accepted.job_id
+    assert record.response_status == 202
+    assert record.response_body == {
+        "job_id": accepted.job_id,
+        "status": "QUEUED",
+        "status_url": status_url_for(accepted.job_id),
+    }
+
+
+def test_expired_idempotency_key_starts_over(services: ApiServices) -> None:
+    form = MultipartForm(
+        file=UploadedFile("a.png", "image/png", image_bytes()),
+        fields={"operations": '["jpg"]'},
+    )
+    first = accept_job(services, form, ANONYMOUS, "old-key", status_url_for)
     with services.session_factory() as session:
         session.execute(
             update(IdempotencyRecord).values(
@@ -492,18 +533,45 @@ def test_expired_idempotency_key_not_purged_yet(services: ApiServices) -> None:
         )
         session.commit()
 
-    with pytest.raises(IdempotencyKeyExpiredError):
-        accept_job(services, form, "old-key")
+    second = accept_job(services, form, ANONYMOUS, "old-key", status_url_for)
 
+    assert second.replayed is False
+    assert second.job_id != first.job_id
+    assert count_jobs(services) == 2
+    with services.session_factory() as session:
+        records = session.scalars(select(IdempotencyRecord)).all()
+    assert [(record.key, record.job_id) for record in records] == [
+        ("old-key", second.job_id)
+    ]
+
+
+def test_failed_acceptance_frees_key(
+    services: ApiServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = MultipartForm(
+        file=UploadedFile("a.png", "image/png", image_bytes()),
+        fields={"operations": '["jpg"]'},
+    )
+
+    def broken_put(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(services.storage, "put", broken_put)
+    with pytest.raises(OSError, match="disk full"):
+        accept_job(services, form, ANONYMOUS, "retry-key", status_url_for)
+    monkeypatch.undo()
+
+    accepted = accept_job(services, form, ANONYMOUS, "retry-key", status_url_for)
+
+    assert accepted.replayed is False
     assert count_jobs(services) == 1
-    assert services.storage.list_keys("uploads") == [f"{first.job_id}/source"]
 
 
 @pytest.mark.parametrize(
     ("webhook_url", "message"),
     [
         ("ftp://example.com/hook", "scheme"),
-        ("https://127.0.0.1/hook", "not a public address"),
+        ("https://127.0.0.1/hook", "is a loopback address"),
         ("https://user:secret@example.com/hook", "credentials"),
         ("https://example.com/" + "a" * 3000, "longer than"),
     ],

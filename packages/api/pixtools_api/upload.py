@@ -10,6 +10,7 @@ limits allow is rejected before the first body byte is read.
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pixtools_api.errors import (
     InvalidRequestError,
     UnsupportedMediaTypeError,
 )
-from pixtools_shared.errors import UploadTooLargeError
+from pixtools_shared.errors import PixToolsError, UploadTooLargeError
 
 logger = structlog.get_logger(__name__)
 
@@ -34,12 +35,22 @@ MULTIPART_OVERHEAD_BYTES = 16 * 1024
 MAX_FILENAME_LENGTH = 255
 
 
+class UploadTimedOutError(PixToolsError):
+    """The request body did not arrive within UPLOAD_READ_TIMEOUT_SECONDS."""
+
+    code = "upload-timed-out"
+    http_status = 408
+    default_message = "The upload took too long to arrive."
+
+
 @dataclass(frozen=True)
 class FormLimits:
-    """Byte limits of one multipart form."""
+    """Byte limits of one multipart form, and the time the whole body may take."""
 
     max_file_bytes: int
     max_field_bytes: int
+    read_timeout_seconds: float | None = None
+    """Wall-clock limit on receiving the whole body; None sets no limit."""
 
 
 @dataclass(frozen=True)
@@ -237,7 +248,8 @@ async def read_multipart_form(
     Raises UploadTooLargeError for a file, or a declared Content-Length, over the
     limit, and FormFieldTooLargeError for a text field over its limit. Raises
     InvalidRequestError for unknown, duplicate or missing fields and for a
-    truncated or malformed body.
+    truncated or malformed body, and UploadTimedOutError when the body takes
+    longer than ``limits.read_timeout_seconds``.
     """
     boundary = multipart_boundary(content_type)
     check_content_length(content_length, max_body_bytes(limits, len(text_fields)))
@@ -258,12 +270,20 @@ async def read_multipart_form(
     )
 
     try:
-        async for chunk in chunks:
-            if chunk:
-                parser.write(chunk)
+        # One deadline for the whole body: a client that trickles a byte now
+        # and then would never trip a timeout per read.
+        async with asyncio.timeout(limits.read_timeout_seconds):
+            async for chunk in chunks:
+                if chunk:
+                    parser.write(chunk)
         parser.finalize()
     except FormParserError as exc:
         raise InvalidRequestError(f"The multipart body is malformed: {exc}") from None
+    except TimeoutError:
+        raise UploadTimedOutError(
+            f"The request body did not arrive within "
+            f"{limits.read_timeout_seconds:g} seconds."
+        ) from None
 
     if not collector.finished:
         raise InvalidRequestError(

@@ -147,23 +147,18 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": timedelta(seconds=settings.RECOVERY_INTERVAL_SECONDS),
             "options": {"queue": TASK_QUEUES[RECOVER_STALLED_OPERATIONS_TASK]},
         },
+        # No "expires" option on these: Celery turns it into a message TTL, and
+        # RabbitMQ would dead-letter every expired run into dead_letters. A run
+        # that waited finds little to do and ends quickly.
         "relay-outbox": {
             "task": RELAY_OUTBOX_TASK,
             "schedule": timedelta(seconds=settings.OUTBOX_RELAY_INTERVAL_SECONDS),
-            # A relay run that waited longer than a few intervals is pointless:
-            # a newer one is queued behind it.
-            "options": {
-                "queue": TASK_QUEUES[RELAY_OUTBOX_TASK],
-                "expires": settings.OUTBOX_RELAY_INTERVAL_SECONDS * 4,
-            },
+            "options": {"queue": TASK_QUEUES[RELAY_OUTBOX_TASK]},
         },
         "count-dead-letters": {
             "task": COUNT_DEAD_LETTERS_TASK,
             "schedule": timedelta(seconds=settings.DEAD_LETTER_CHECK_INTERVAL_SECONDS),
-            "options": {
-                "queue": TASK_QUEUES[COUNT_DEAD_LETTERS_TASK],
-                "expires": settings.DEAD_LETTER_CHECK_INTERVAL_SECONDS * 2,
-            },
+            "options": {"queue": TASK_QUEUES[COUNT_DEAD_LETTERS_TASK]},
         },
     }
 

@@ -86,6 +86,17 @@ def check_edge_settings(settings: Settings) -> None:
             "serve the API without keys on purpose"
         )
 
+    if settings.WEBHOOK_SIGNING_SECRET:
+        from pixtools_shared.webhooks.signing import (
+            InvalidSigningSecretError,
+            signing_key,
+        )
+
+        try:
+            signing_key(settings.WEBHOOK_SIGNING_SECRET)
+        except InvalidSigningSecretError as exc:
+            raise ValueError(f"WEBHOOK_SIGNING_SECRET is invalid: {exc}") from None
+
     longest_deadline = (
         settings.WEBHOOK_TIMEOUT_SECONDS
         + WEBHOOK_TASK_MARGIN_SECONDS

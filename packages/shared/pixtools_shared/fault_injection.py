@@ -40,7 +40,7 @@ def delay_operation(settings: Settings, job_id: str, operation: str) -> None:
 
 
 def is_poisoned(settings: Settings, source_filename: str) -> bool:
-    """Whether TEST_POISON_FILE exists and lists ``source_filename``."""
+    """Return whether TEST_POISON_FILE exists and lists ``source_filename``."""
     if not _enabled(settings) or settings.TEST_POISON_FILE is None:
         return False
     try:
@@ -108,7 +108,7 @@ class FailingStorage:
 
 
 def wrap_storage(settings: Settings, storage: ObjectStorage) -> ObjectStorage:
-    """Return ``storage``, or a FailingStorage around it when a test asks."""
+    """Return ``storage``, in a FailingStorage when TEST_STORAGE_FAILURES is set."""
     if not _enabled(settings) or settings.TEST_STORAGE_FAILURES <= 0:
         return storage
     return FailingStorage(storage, settings.TEST_STORAGE_FAILURES)

@@ -49,6 +49,7 @@ from pixtools_shared.db.models import (
 )
 from pixtools_shared.errors import JobNotFoundError
 from pixtools_shared.job_resource import job_to_resource
+from pixtools_shared.observability.pipeline_hooks import record_job_finished
 from pixtools_shared.settings import Settings, get_settings
 from pixtools_shared.tasks import queue_for_operation
 
@@ -268,7 +269,7 @@ def mark_operation_running(
 
     A RUNNING operation may start again (a redelivered message after a worker
     died); such a start also counts as an interruption of the previous run,
-    unless ``resumed`` says that the same task retries in its own process.
+    unless ``resumed`` marks a retry of the same task in its own process.
     Returns False when the operation is already final or unknown.
     """
     now = now or utc_now()
@@ -540,6 +541,8 @@ def complete_job(
             error_message=message,
         ),
     )
+    if completed:
+        record_job_finished(session, job_id, status, now)
     return status if completed else None
 
 

@@ -1,7 +1,8 @@
-"""Prometheus metrics that PixTools processes set.
+"""Prometheus metrics of the dead-letter tooling.
 
-They live in the default registry of the process that sets them; exporting them
-(an HTTP endpoint, multiprocess collection for prefork workers) is not done here.
+The gauge is set by the ``count_dead_letters`` beat task (in a worker, where
+prometheus-client's multiprocess mode merges the processes' values, keeping the
+most recent one) and by the ``dead-letters`` commands.
 """
 
 from __future__ import annotations
@@ -11,4 +12,5 @@ from prometheus_client import Gauge
 DEAD_LETTERS = Gauge(
     "pixtools_dead_letters",
     "Messages waiting in the dead-letter queue, as last counted.",
+    multiprocess_mode="mostrecent",
 )

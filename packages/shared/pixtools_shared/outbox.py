@@ -47,7 +47,7 @@ _topology_declared: set[str] = set()
 
 @dataclass
 class RelayReport:
-    """What one relay call did: rows it claimed, published and failed to publish."""
+    """Counts of one relay call: rows claimed, published and failed to publish."""
 
     claimed: int = 0
     sent: int = 0

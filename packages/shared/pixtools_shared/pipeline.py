@@ -2,9 +2,9 @@
 
 ``run_operation`` loads the operation, marks it running, reads the source image,
 calls the task's ``work`` function, stores the output under its deterministic key
-and records the result, then claims finalization when it finished the job's last
-operation (the finalize message goes through the outbox in the claim's
-transaction).
+and records the result. When that was the job's last operation, it claims
+finalization, and the finalize message goes to the outbox in the claim's
+transaction.
 
 Storage, network and database failures are retried with exponential backoff and
 jitter, at most TASK_MAX_RETRIES times. A short delay is waited in the task; a
@@ -39,6 +39,10 @@ from pixtools_shared.db.models import FINAL_OPERATION_STATUSES, Job
 from pixtools_shared.db.session import session_scope
 from pixtools_shared.dead_letter import dead_letter_current_message
 from pixtools_shared.errors import PixToolsError
+from pixtools_shared.observability.pipeline_hooks import (
+    observe_queue_wait,
+    record_retry,
+)
 from pixtools_shared.retry import RetryAction, RetryPlan, is_transient, plan_retry
 from pixtools_shared.settings import Settings, get_settings
 from pixtools_shared.storage import (
@@ -220,6 +224,7 @@ def run_operation(task: Task, job_id: str, operation: str, work: Work) -> Outcom
                 mode=str(plan.action),
                 **context.fields(),
             )
+            record_retry(task, str(plan.action))
             if plan.action is RetryAction.REPUBLISH:
                 return _republish(context, retry + 1, plan.delay_seconds)
             time.sleep(plan.delay_seconds)
@@ -278,6 +283,8 @@ def _run(context: _Context, work: Work, *, resumed: bool) -> Outcome:
         params = dict(row.params)
         interruptions = row.interruptions
         status = row.status
+        if started:
+            observe_queue_wait(operation, row.queued_at, row.started_at, row.attempts)
         source_filename = None
         if settings.TEST_POISON_FILE is not None:
             source_filename = session.scalar(

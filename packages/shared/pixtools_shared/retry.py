@@ -4,8 +4,11 @@ task waits for it."""
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -39,7 +42,7 @@ def backoff_seconds(retry: int, base: float, maximum: float) -> float:
 
 
 class RetryAction(StrEnum):
-    """How a task retries after a transient error."""
+    """The retry strategy a task uses after a transient error."""
 
     WAIT = "wait"
     """Sleep in the task, then try again in the same process."""
@@ -70,7 +73,7 @@ def plan_retry(
     as much time again for the next try before the task's time limit
     (``remaining_seconds``). Longer delays are re-published through the outbox,
     because a message that waits in a worker stays unacknowledged (RabbitMQ
-    closes the channel of a consumer that holds one past its consumer_timeout).
+    closes the channel of a consumer that keeps one past its consumer_timeout).
     """
     if retry >= max_retries:
         return RetryPlan(RetryAction.GIVE_UP, 0.0)
@@ -78,3 +81,46 @@ def plan_retry(
     if delay <= inline_max and delay * 2 < remaining_seconds:
         return RetryPlan(RetryAction.WAIT, delay)
     return RetryPlan(RetryAction.REPUBLISH, delay)
+
+
+T = TypeVar("T")
+
+
+def call_retrying_transient(
+    func: Callable[[], T],
+    *,
+    max_retries: int,
+    base: float,
+    maximum: float,
+    inline_max: float,
+    budget_seconds: float,
+    on_retry: Callable[[BaseException, int, float], None] | None = None,
+) -> T:
+    """Call ``func``; retry it in this process after transient errors.
+
+    Only waits that fit ``inline_max`` and the time ``budget_seconds`` left are
+    taken; any other error, or a transient one past the retries, is raised.
+    ``on_retry(error, retry, delay)`` runs before each wait (for logging).
+    """
+    started = time.monotonic()
+    retry = 0
+    while True:
+        try:
+            return func()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            plan = plan_retry(
+                retry,
+                max_retries=max_retries,
+                base=base,
+                maximum=maximum,
+                inline_max=inline_max,
+                remaining_seconds=budget_seconds - (time.monotonic() - started),
+            )
+            if plan.action is not RetryAction.WAIT:
+                raise
+            if on_retry is not None:
+                on_retry(exc, retry, plan.delay_seconds)
+            time.sleep(plan.delay_seconds)
+            retry += 1

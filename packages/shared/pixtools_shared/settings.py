@@ -68,14 +68,14 @@ class Settings(BaseSettings):
     classic queues only dead-letter rejected and expired messages."""
     BROKER_DELIVERY_LIMIT: int = Field(default=4, ge=1)
     """Redeliveries RabbitMQ allows per message (``x-delivery-limit``) before it
-    dead-letters it; must be at least OPERATION_MAX_ATTEMPTS so that the worker
-    fails the operation with a message first."""
+    dead-letters it. It must be at least OPERATION_MAX_ATTEMPTS, so that the
+    worker fails the operation with a message first."""
     BROKER_CONSUMER_TIMEOUT_SECONDS: int = Field(default=1800, ge=60)
     """RabbitMQ's ``consumer_timeout`` of the deployment (30 minutes by default in
     RabbitMQ 3.10). An unacknowledged message held longer closes the channel and
     is delivered again, so every task time limit must stay below it."""
     BROKER_PUBLISH_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
-    """Longest wait for the broker when publishing: connecting and, on RabbitMQ,
+    """Maximum wait for the broker when publishing: connecting and, on RabbitMQ,
     the publisher confirm."""
 
     REDIS_URL: str | None = None
@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     TASK_RETRY_BACKOFF_SECONDS: float = Field(default=1.0, gt=0)
     TASK_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=60.0, gt=0)
     RETRY_INLINE_MAX_SECONDS: float = Field(default=10.0, ge=0)
-    """Longest retry delay a task waits for in its own process. A longer delay is
+    """Maximum retry delay a task waits out in its own process. A longer delay is
     written to the outbox and published again when it is due, so no message sits
     unacknowledged in a worker while it waits."""
 
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     OUTBOX_CLAIM_SECONDS: float = Field(default=60.0, gt=0)
     """How long a relay owns the messages it claimed before another may take them."""
     OUTBOX_RETRY_BACKOFF_MAX_SECONDS: float = Field(default=60.0, gt=0)
-    """Longest pause before a message whose publish failed is tried again."""
+    """Maximum pause before a message whose publish failed is tried again."""
     OUTBOX_SENT_RETENTION_SECONDS: int = Field(default=3600, ge=60)
     """How long sent outbox rows are kept (for inspection) before purge deletes
     them."""
@@ -251,6 +251,9 @@ class Settings(BaseSettings):
     408."""
     IDEMPOTENCY_KEY_TTL_SECONDS: int = Field(default=86_400, ge=60)
     """How long an Idempotency-Key is remembered after its first request."""
+    IDEMPOTENCY_WAIT_SECONDS: float = Field(default=10.0, ge=0, le=60)
+    """How long a repeat waits for the first request with its key to finish (then
+    it gets the first response); past that it gets 409. 0 answers 409 at once."""
 
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = False
@@ -334,7 +337,6 @@ class Settings(BaseSettings):
             )
         self._check_broker_limits()
         self._check_test_hooks()
-        edge_settings.check_edge_settings(self)
         if self.ENVIRONMENT == "production":
             if self.SIGNING_SECRET == DEV_SIGNING_SECRET:
                 raise ValueError(
@@ -346,10 +348,11 @@ class Settings(BaseSettings):
                     f"SIGNING_SECRET must have at least {MIN_SIGNING_SECRET_LENGTH} "
                     "characters in production"
                 )
+        edge_settings.check_edge_settings(self)
         return self
 
     def longest_task_seconds(self) -> float:
-        """The largest hard time limit of any task (see celery_app)."""
+        """Return the largest hard time limit of any task (see celery_app)."""
         webhook = self.WEBHOOK_TIMEOUT_SECONDS + WEBHOOK_TASK_MARGIN_SECONDS + 10
         return max(
             self.TASK_TIME_LIMIT_SECONDS,
@@ -370,7 +373,7 @@ class Settings(BaseSettings):
         consumer_timeout = self.BROKER_CONSUMER_TIMEOUT_SECONDS
         if longest >= consumer_timeout:
             raise ValueError(
-                f"the longest task time limit ({longest:g} s) must be below "
+                f"the maximum task time limit ({longest:g} s) must be below "
                 f"BROKER_CONSUMER_TIMEOUT_SECONDS ({consumer_timeout} s); RabbitMQ "
                 "would close the channel and deliver the task again"
             )

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from billiard.exceptions import SoftTimeLimitExceeded
 from celery import Celery, Task
+from sqlalchemy import select
 
 from pixtools_shared import jobs
 from pixtools_shared.celery_app import create_celery_app
+from pixtools_shared.db.models import OutboxMessage
 from pixtools_shared.db.session import session_scope
 from pixtools_shared.errors import InvalidImageError, TransientError
 from pixtools_shared.operations import parse_operation_request
@@ -280,3 +282,76 @@ def test_metadata_too_large_fails(harness: Harness) -> None:
 
     op = harness.operation(job_id, "metadata")
     assert (op.status, op.error_code) == ("FAILED", "metadata-too-large")
+
+
+def test_long_backoff_republished_through_outbox(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRY_INLINE_MAX_SECONDS", "0")
+    reset_settings_cache()
+    harness.work = [_raise(TransientError("storage timed out")), _png_result]
+    job_id = harness.create_job(["png"])
+
+    assert harness.run(job_id, "png") == "retrying"
+
+    op = harness.operation(job_id, "png")
+    assert (op.status, op.attempts, op.interruptions) == ("QUEUED", 1, 0)
+    with session_scope() as session:
+        retry = session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.job_id == job_id, OutboxMessage.retries == 1
+            )
+        ).one()
+        assert retry.sent_at is None
+        assert retry.args == [job_id, "png"]
+        assert retry.available_at > retry.created_at
+    assert harness.sent_tasks() == []
+
+
+def test_interrupted_operation_dead_lettered(harness: Harness) -> None:
+    harness.work = [_png_result]
+    job_id = harness.create_job(["png"])
+    with session_scope() as session:
+        for _ in range(harness.settings.OPERATION_MAX_ATTEMPTS):
+            jobs.mark_operation_running(session, job_id, "png")
+
+    assert harness.run(job_id, "png") == "failed"
+
+    op = harness.operation(job_id, "png")
+    assert op.error_message is not None
+    assert "moved to the dead-letter queue" in op.error_message
+    letters = sorted(harness.settings.broker_folder.glob("*.dead_letters.msg"))
+    assert len(letters) == 1
+    payload = json.loads(letters[0].read_text())
+    assert payload["headers"]["task"] == "test.run_operation"
+    assert payload["headers"]["x-pixtools-dead-letter"]["reason"] == (
+        "operation-interrupted"
+    )
+    assert ("pixtools.finalize_job", [job_id]) in harness.sent_tasks()
+
+
+def test_resumed_start_not_an_interruption(harness: Harness) -> None:
+    job_id = harness.create_job(["png"])
+    with session_scope() as session:
+        jobs.mark_operation_running(session, job_id, "png")
+        jobs.mark_operation_running(session, job_id, "png", resumed=True)
+
+    op = harness.operation(job_id, "png")
+    assert (op.attempts, op.interruptions) == (2, 0)
+
+
+def test_late_result_of_failed_operation_deleted(harness: Harness) -> None:
+    job_id = harness.create_job(["png"])
+
+    def fail_meanwhile(data: bytes, params: dict[str, Any]) -> EncodedResult:
+        # Recovery fails the operation while this run still works on it.
+        with session_scope() as session:
+            jobs.mark_operation_failed(
+                session, job_id, "png", code="operation-stalled", message="stalled"
+            )
+        return _png_result(data, params)
+
+    harness.work = [fail_meanwhile]
+
+    assert harness.run(job_id, "png") == "skipped"
+    assert get_storage().list_keys("outputs", f"{job_id}/") == []

@@ -4,7 +4,13 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pixtools_shared.errors import InvalidImageError, TransientError
-from pixtools_shared.retry import backoff_seconds, is_transient
+from pixtools_shared.retry import (
+    RetryAction,
+    RetryPlan,
+    backoff_seconds,
+    is_transient,
+    plan_retry,
+)
 from pixtools_shared.storage import StorageError
 
 
@@ -36,3 +42,36 @@ def test_backoff_jitter_varies() -> None:
     delays = {backoff_seconds(3, 1.0, 60.0) for _ in range(50)}
 
     assert len(delays) > 1
+
+
+def _plan(retry: int, remaining: float = 100.0, inline_max: float = 10.0) -> RetryPlan:
+    return plan_retry(
+        retry,
+        max_retries=5,
+        base=1.0,
+        maximum=60.0,
+        inline_max=inline_max,
+        remaining_seconds=remaining,
+    )
+
+
+def test_plan_short_delay_waits_in_task() -> None:
+    plan = _plan(0)
+
+    assert plan.action is RetryAction.WAIT
+    assert 0.5 <= plan.delay_seconds <= 1.0
+
+
+def test_plan_long_delay_republished() -> None:
+    plan = _plan(4, inline_max=5.0)
+
+    assert plan.action is RetryAction.REPUBLISH
+    assert 8.0 <= plan.delay_seconds <= 16.0
+
+
+def test_plan_republishes_when_time_runs_out() -> None:
+    assert _plan(1, remaining=1.9).action is RetryAction.REPUBLISH
+
+
+def test_plan_gives_up_after_max_retries() -> None:
+    assert _plan(5) == RetryPlan(RetryAction.GIVE_UP, 0.0)

@@ -91,7 +91,9 @@ def test_production_rejects_short_secret() -> None:
 
 def test_production_accepts_strong_secret() -> None:
     secret = "x" * 48
-    settings = Settings(ENVIRONMENT="production", SIGNING_SECRET=secret)
+    settings = Settings(
+        ENVIRONMENT="production", SIGNING_SECRET=secret, ALLOW_ANONYMOUS=True
+    )
 
     stored = settings.SIGNING_SECRET
 
@@ -133,3 +135,36 @@ def test_get_settings_cached_until_reset(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_denoise_settings_checked(overrides: dict[str, int], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**overrides)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"TEST_OPERATION_DELAY_SECONDS": 1.0},
+        {"TEST_POISON_FILE": Path("/tmp/poison")},
+        {"TEST_STORAGE_FAILURES": 2},
+    ],
+)
+def test_test_hooks_rejected_outside_test(overrides: dict[str, object]) -> None:
+    # The check runs before the production checks, so development covers both.
+    values: dict[str, object] = {"ENVIRONMENT": "development", **overrides}
+    with pytest.raises(ValidationError, match="only be set when ENVIRONMENT is test"):
+        Settings(**values)  # type: ignore[arg-type]
+
+
+def test_test_hooks_allowed_in_test() -> None:
+    settings = Settings(ENVIRONMENT="test", TEST_STORAGE_FAILURES=2)
+
+    assert settings.TEST_STORAGE_FAILURES == 2
+
+
+def test_delivery_limit_covers_operation_attempts() -> None:
+    with pytest.raises(ValidationError, match="BROKER_DELIVERY_LIMIT"):
+        Settings(OPERATION_MAX_ATTEMPTS=5, BROKER_DELIVERY_LIMIT=4)
+
+
+def test_time_limits_below_consumer_timeout() -> None:
+    with pytest.raises(ValidationError, match="BROKER_CONSUMER_TIMEOUT_SECONDS"):
+        Settings(BROKER_CONSUMER_TIMEOUT_SECONDS=600)
+
+    assert Settings().longest_task_seconds() == 660

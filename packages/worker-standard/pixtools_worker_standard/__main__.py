@@ -25,6 +25,7 @@ from celery import signals
 
 from pixtools_shared.db.migrate import SchemaNotReadyError, wait_for_schema
 from pixtools_shared.logging_setup import configure_logging
+from pixtools_shared.observability.worker_metrics import serve_worker_metrics
 from pixtools_shared.settings import Settings, get_settings
 from pixtools_shared.tasks import QUEUE_STANDARD, QUEUE_WEBHOOKS
 
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = get_settings()
     configure_logging(settings)
+    if args.command == "worker":
+        # Before the task modules are imported: they create the metrics.
+        serve_worker_metrics("standard", settings)
     try:
         wait_for_schema(settings.database_url, settings.SCHEMA_WAIT_SECONDS)
     except SchemaNotReadyError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from pixtools_shared.celery_app import create_celery_app
+from pixtools_shared.observability.task_signals import install_worker_observability
 from pixtools_shared.settings import Settings
 
 TASK_MODULES = (
@@ -25,3 +26,4 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 app = create_app()
+install_worker_observability("pixtools-worker-standard")

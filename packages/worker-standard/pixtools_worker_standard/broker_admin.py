@@ -42,7 +42,7 @@ MIGRATION_SUFFIX = ".migrating"
 
 @dataclass(frozen=True)
 class QueueMigration:
-    """What happened to one queue: already current, or migrated with N messages."""
+    """Result for one queue: whether it was migrated and how many messages moved."""
 
     name: str
     migrated: bool
@@ -119,12 +119,24 @@ def _migrate(connection: Connection, queue: Queue, settings: Settings) -> int:
     finally:
         channel.close()
     _move(connection, temporary.name, queue.name)
+    _delete_if_empty(connection, temporary.name)
+    return moved
+
+
+def _delete_if_empty(connection: Connection, name: str) -> None:
+    # Quorum queues reject queue.delete with if-empty, so count first.
     channel = connection.channel()
     try:
-        channel.queue_delete(temporary.name, if_empty=True)
+        _name, count, _consumers = channel.queue_declare(name, passive=True)
+        if count == 0:
+            channel.queue_delete(name)
+    except NotFound:
+        return
     finally:
-        channel.close()
-    return moved
+        try:
+            channel.close()
+        except Exception as exc:
+            log.debug("channel_close_failed", error=str(exc))
 
 
 def migrate_queues(celery_app: Celery, settings: Settings) -> list[QueueMigration]:
@@ -141,7 +153,9 @@ def migrate_queues(celery_app: Celery, settings: Settings) -> list[QueueMigratio
         for queue in queues:
             if _declares_cleanly(connection, queue):
                 # Messages left in the temporary queue by an interrupted run.
-                leftover = _move(connection, queue.name + MIGRATION_SUFFIX, queue.name)
+                temporary = queue.name + MIGRATION_SUFFIX
+                leftover = _move(connection, temporary, queue.name)
+                _delete_if_empty(connection, temporary)
                 results.append(QueueMigration(queue.name, leftover > 0, leftover))
                 continue
             moved = _migrate(connection, queue, settings)

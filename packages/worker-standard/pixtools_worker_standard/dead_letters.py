@@ -1,8 +1,8 @@
 """Listing, counting and replaying the messages in the dead-letter queue.
 
-``python -m pixtools_worker_standard dead-letters list`` shows each dead letter
-(task id, task, arguments, the queue it came from, why and when it was
-dead-lettered); ``dead-letters replay TASK_ID`` or ``replay --all`` publishes
+``python -m pixtools_worker_standard dead-letters list`` shows each dead letter:
+task id, task, arguments, the queue it came from, and why and when it was
+dead-lettered. ``dead-letters replay TASK_ID`` or ``replay --all`` publishes
 them back to their queues. Listing takes each message without acknowledging it
 and closes the channel at the end, which returns them all to the queue.
 
@@ -34,7 +34,6 @@ from sqlalchemy.orm import Session
 from pixtools_shared.broker_topology import (
     dead_letter_queue,
     declare_dead_letter_topology,
-    task_exchange,
     work_queue,
 )
 from pixtools_shared.db.models import (
@@ -207,8 +206,9 @@ def _republish(
     headers = dict(message.headers or {})
     headers.pop(DEAD_LETTER_HEADER, None)
     headers[REPLAY_HEADER] = int(headers.get(REPLAY_HEADER) or 0) + 1
-    # Declaring binds the queue on the filesystem broker and checks its
-    # arguments on RabbitMQ.
+    # Declaring checks the queue's arguments on RabbitMQ. The message goes
+    # through the default exchange, which routes by queue name on every
+    # transport (Celery publishes the same way).
     work_queue(queue, settings)(channel).declare()
     extra = {
         name: message.properties[name]
@@ -217,7 +217,7 @@ def _republish(
     }
     producer.publish(
         message.body,
-        exchange=task_exchange(),
+        exchange="",
         routing_key=queue,
         headers=headers,
         content_type=message.content_type,

@@ -21,7 +21,13 @@ from celery import Task
 from pixtools_shared import jobs, outbox
 from pixtools_shared.db.models import JobStatus, OperationStatus, utc_now
 from pixtools_shared.db.session import session_scope
-from pixtools_shared.retry import RetryAction, is_transient, plan_retry
+from pixtools_shared.observability.pipeline_hooks import record_retry
+from pixtools_shared.retry import (
+    RetryAction,
+    call_retrying_transient,
+    is_transient,
+    plan_retry,
+)
 from pixtools_shared.settings import HARD_LIMIT_MARGIN_SECONDS, Settings, get_settings
 from pixtools_shared.storage import (
     ObjectNotFoundError,
@@ -60,9 +66,35 @@ def finalize_job(self: Task, job_id: str) -> str | None:
 
     Returns the final status, or None when the job is not FINALIZING (already
     finished by an earlier run, or unknown) or another run holds the lease.
+    A database or storage error retries the whole step in the task; every
+    transition in it is conditional, so a second pass cannot finish twice.
     """
-    started = time.monotonic()
     settings = get_settings()
+    fields = {"job_id": job_id, "task_id": self.request.id}
+
+    def log_retry(error: BaseException, retry: int, delay: float) -> None:
+        log.warning(
+            "finalize_retry_scheduled",
+            error=str(error),
+            retries=retry,
+            delay_s=round(delay, 3),
+            mode="wait",
+            **fields,
+        )
+
+    return call_retrying_transient(
+        lambda: _finalize(self, job_id, settings),
+        max_retries=settings.TASK_MAX_RETRIES,
+        base=settings.TASK_RETRY_BACKOFF_SECONDS,
+        maximum=settings.TASK_RETRY_BACKOFF_MAX_SECONDS,
+        inline_max=settings.RETRY_INLINE_MAX_SECONDS,
+        budget_seconds=settings.FINALIZE_TIME_LIMIT_SECONDS,
+        on_retry=log_retry,
+    )
+
+
+def _finalize(self: Task, job_id: str, settings: Settings) -> str | None:
+    started = time.monotonic()
     task_id = str(self.request.id)
     fields = {"job_id": job_id, "task_id": task_id}
     log.info("finalize_started", retries=self.request.retries, **fields)
@@ -175,6 +207,7 @@ def _store_archive_with_retries(
                 mode=str(plan.action),
                 **fields,
             )
+            record_retry(task, str(plan.action))
             if plan.action is RetryAction.REPUBLISH:
                 _republish(task, job_id, retry + 1, plan.delay_seconds)
                 raise _Republished from exc

@@ -6,7 +6,7 @@ its delivery limit), and a process can stop between two steps. Each run
 therefore:
 
 1. re-sends operations that stayed QUEUED or RUNNING for STALLED_OPERATION_SECONDS,
-   up to OPERATION_MAX_ATTEMPTS sends, then fails them with a message; an
+   up to OPERATION_MAX_ATTEMPTS sends, then fails them with a message. An
    operation already interrupted OPERATION_MAX_ATTEMPTS times fails at once;
 2. claims finalization of active jobs whose operations are all final;
 3. re-sends finalization of jobs FINALIZING for STALLED_FINALIZATION_SECONDS, up to

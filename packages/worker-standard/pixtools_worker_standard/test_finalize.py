@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import timedelta
 
+import pytest
 from celery import Celery
 
 from pixtools_shared import jobs
+from pixtools_shared.db.models import utc_now
 from pixtools_shared.db.session import session_scope
-from pixtools_shared.settings import Settings
-from pixtools_shared.storage import bundle_key, get_storage
+from pixtools_shared.settings import Settings, reset_settings_cache
+from pixtools_shared.storage import bundle_key, get_storage, upload_key
 from pixtools_worker_standard.finalize import finalize_job
 from pixtools_worker_standard.operation_tasks import convert, extract_metadata
 from pixtools_worker_standard.testkit import (
@@ -130,3 +133,50 @@ def test_finalize_before_claim_is_noop(
 
     assert finalize_job.apply(args=[job_id]).get() is None
     assert load_job(job_id).status == "RUNNING"
+
+
+def test_finalize_lease_held_skips(
+    configured_env: Settings, worker_app: Celery
+) -> None:
+    job_id = submit_job(configured_env, ["png"], make_image())
+    convert.apply(args=[job_id, "png"]).get()
+    with session_scope() as session:
+        assert jobs.start_finalization(
+            session, job_id, "other-task", stale_before=utc_now() - timedelta(hours=1)
+        )
+    clear_broker(configured_env)
+
+    assert finalize_job.apply(args=[job_id], task_id="second-task").get() is None
+
+    job = load_job(job_id)
+    assert (job.status, job.finalize_task_id) == ("FINALIZING", "other-task")
+    assert get_storage().exists("bundles", bundle_key(job_id)) is False
+    # The holder itself (a redelivered message) may take the lease again.
+    assert finalize_job.apply(args=[job_id], task_id="other-task").get() == (
+        "COMPLETED"
+    )
+
+
+def test_finalize_deletes_upload_when_asked(
+    configured_env: Settings, worker_app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DELETE_UPLOAD_ON_FINISH", "true")
+    reset_settings_cache()
+    job_id = submit_job(configured_env, ["png"], make_image())
+    convert.apply(args=[job_id, "png"]).get()
+
+    assert finalize_job.apply(args=[job_id]).get() == "COMPLETED"
+
+    storage = get_storage()
+    assert storage.list_keys("uploads", f"{job_id}/") == []
+    assert storage.list_keys("outputs", f"{job_id}/") == [f"{job_id}/png.png"]
+
+
+def test_finalize_keeps_upload_by_default(
+    configured_env: Settings, worker_app: Celery
+) -> None:
+    job_id = submit_job(configured_env, ["png"], make_image())
+    convert.apply(args=[job_id, "png"]).get()
+    finalize_job.apply(args=[job_id]).get()
+
+    assert get_storage().exists("uploads", upload_key(job_id))

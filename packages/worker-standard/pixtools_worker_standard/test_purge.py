@@ -8,7 +8,13 @@ from celery import Celery
 from sqlalchemy import func, select, update
 
 from pixtools_shared import jobs
-from pixtools_shared.db.models import IdempotencyRecord, Job, JobOperation, utc_now
+from pixtools_shared.db.models import (
+    IdempotencyRecord,
+    Job,
+    JobOperation,
+    OutboxMessage,
+    utc_now,
+)
 from pixtools_shared.db.session import session_scope
 from pixtools_shared.operations import parse_operation_request
 from pixtools_shared.settings import Settings
@@ -74,6 +80,7 @@ def test_purge_removes_expired_job(
     assert _count(Job, job_id) == 0
     assert _count(JobOperation, job_id) == 0
     assert _count(IdempotencyRecord, job_id) == 0
+    assert _count(OutboxMessage, job_id) == 0
     assert storage.list_keys("uploads", f"{job_id}/") == []
     assert storage.list_keys("outputs", f"{job_id}/") == []
     assert storage.exists("bundles", bundle_key(job_id)) is False

@@ -199,3 +199,41 @@ def test_stalled_webhook_resent_then_failed(
     job = load_job(job_id)
     assert job.webhook_status == "FAILED"
     assert job.webhook_last_error == "no delivery succeeded in 5 attempts"
+
+
+def test_interrupted_operation_failed_not_resent(
+    configured_env: Settings, worker_app: Celery
+) -> None:
+    job_id = submit_job(configured_env, ["png"], make_image())
+    _age_operations(
+        job_id,
+        configured_env.STALLED_OPERATION_SECONDS + 5,
+        interruptions=configured_env.OPERATION_MAX_ATTEMPTS,
+        status="RUNNING",
+    )
+
+    report = recover(worker_app, configured_env)
+
+    assert (report.redispatched, report.failed) == (0, 1)
+    operation = load_job(job_id).operations[0]
+    assert (operation.status, operation.error_code) == (
+        "FAILED",
+        "operation-interrupted",
+    )
+    assert sent_tasks(configured_env) == [
+        SentTask("pixtools.finalize_job", [job_id], "standard")
+    ]
+
+
+def test_overdue_outbox_rows_reported(
+    configured_env: Settings, worker_app: Celery
+) -> None:
+    # submit_job commits the outbox rows without publishing them.
+    submit_job(configured_env, ["png", "jpg"], make_image())
+
+    on_time = recover(worker_app, configured_env)
+    later = recover(worker_app, configured_env, now=utc_now() + timedelta(seconds=60))
+
+    assert on_time.outbox_overdue == 0
+    assert later.outbox_overdue == 2
+    assert later.redispatched == 0

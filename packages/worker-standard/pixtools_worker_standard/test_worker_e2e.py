@@ -92,7 +92,7 @@ def _submit_and_check(settings: Settings, app: Celery) -> None:
         assert opened.namelist() == ["jpg.jpg", "webp.webp", "metadata.json"]
     assert (job.webhook_status, job.webhook_attempts) == ("DELIVERED", 2)
     assert len(receiver.requests) == 2
-    assert json.loads(receiver.requests[-1].body)["job"]["status"] == "COMPLETED"
+    assert json.loads(receiver.requests[-1].body)["data"]["status"] == "COMPLETED"
 
 
 def test_filesystem_broker_end_to_end(

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 
 from pixtools_api.dependencies import ServicesDep
 from pixtools_api.errors import FileNotFoundInStorageError
+from pixtools_api.schemas import error_responses
 from pixtools_shared.operations import CONTENT_TYPES
 from pixtools_shared.storage import FilesystemStorage
 from pixtools_shared.storage.signing import content_disposition, verify_signed_url
@@ -34,7 +35,17 @@ def media_type_for(filename: str) -> str:
     return CONTENT_TYPES.get(extension, "application/octet-stream")
 
 
-@router.get("/files/{area}/{key:path}", response_class=FileResponse)
+@router.get(
+    "/files/{area}/{key:path}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"image/*": {}, "application/zip": {}},
+            "description": "The file, with Content-Disposition: attachment.",
+        },
+        **error_responses(403, 404, 410, 422),
+    },
+)
 def download_file(
     area: str,
     key: str,

@@ -100,7 +100,9 @@ class LivenessReport(BaseModel):
     status: Literal["ok"]
 
 
-def dependency_checks(services: ApiServices) -> dict[str, Callable[[ApiServices], None]]:
+def dependency_checks(
+    services: ApiServices,
+) -> dict[str, Callable[[ApiServices], None]]:
     checks: dict[str, Callable[[ApiServices], None]] = {
         "database": check_database,
         "broker": check_broker,

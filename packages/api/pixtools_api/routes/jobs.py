@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from pixtools_api.dependencies import ServicesDep
-from pixtools_api.schemas import ERROR_RESPONSES, JobPublic
+from pixtools_api.dependencies import JobAccessDep, ServicesDep
+from pixtools_api.schemas import JobPublic, error_responses
 from pixtools_api.services import ApiServices
 from pixtools_shared.errors import JobNotFoundError
 from pixtools_shared.job_resource import job_to_resource
@@ -35,7 +35,9 @@ def load_job_resource(services: ApiServices, job_id: str) -> dict[str, Any]:
 @router.get(
     "/jobs/{job_id}",
     name="read_job",
-    responses={200: {"model": JobPublic}, **ERROR_RESPONSES},
+    # Returns 404 also for jobs of other API keys.
+    dependencies=[JobAccessDep],
+    responses={200: {"model": JobPublic}, **error_responses(404, 503)},
 )
 async def read_job(job_id: str, services: ServicesDep) -> JSONResponse:
     """Return the job's status, per-operation results, archive and metadata."""

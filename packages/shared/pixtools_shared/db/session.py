@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from pixtools_shared.observability.tracing import instrument_engine
 from pixtools_shared.settings import Settings, get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -86,7 +87,7 @@ def get_engine(url: str | None = None) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = create_db_engine(url)
+            engine = instrument_engine(create_db_engine(url))
             _engines[url] = engine
         return engine
 

@@ -4,16 +4,17 @@ Output goes to stderr, as readable console lines or, with LOG_JSON, one JSON
 object per line. Records of standard-library loggers (Celery, kombu, uvicorn,
 SQLAlchemy) go through the same formatter, so they carry the same context.
 
-Every line gets the fields bound in the structlog context (request_id in the
-API, task_id, job_id and operation in the workers), the trace and span ids of
-the current OpenTelemetry span, and is scrubbed by ``redaction.redact_secrets``
-just before it is rendered.
+Every line gets the fields bound in the structlog context: request_id in the
+API, task_id, job_id and operation in the workers. It also gets the trace and
+span ids of the current OpenTelemetry span. ``redaction.redact_secrets`` scrubs
+it just before it is rendered.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -24,8 +25,8 @@ from pixtools_shared.settings import Settings
 
 
 def add_trace_context(
-    _logger: object, _method_name: str, event_dict: dict[str, Any]
-) -> dict[str, Any]:
+    _logger: object, _method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: add ``trace_id`` and ``span_id`` of the current span.
 
     A trace id bound earlier (a task's incoming ``traceparent``) stays when no

@@ -80,8 +80,9 @@ TASKS_IN_PROGRESS = Gauge(
 )
 TASK_RETRIES = Counter(
     "pixtools_task_retries",
-    "Retries a task scheduled for itself (transient errors, webhook backoff).",
-    ["task", "queue"],
+    "Retries after a transient error, by task, queue and mode: wait (in the "
+    "task), republish (a delayed outbox message) or celery (Task.retry).",
+    ["task", "queue", "mode"],
 )
 TASK_REDELIVERIES = Counter(
     "pixtools_task_redeliveries",
@@ -93,7 +94,7 @@ TASK_REDELIVERIES = Counter(
 OPERATION_DURATION = Histogram(
     "pixtools_operation_duration_seconds",
     "Processing time of one operation run, by operation and outcome "
-    "(succeeded, failed, skipped, retry, error).",
+    "(succeeded, failed, skipped, retrying, retry, error).",
     ["operation", "outcome"],
     buckets=TASK_SECONDS_BUCKETS,
 )
@@ -118,8 +119,8 @@ JOB_DURATION = Histogram(
 
 WEBHOOK_DELIVERIES = Counter(
     "pixtools_webhook_deliveries",
-    "Webhook delivery task runs by outcome (delivered, failed, retried, skipped, "
-    "error).",
+    "Webhook delivery task runs by outcome: delivered, failed, pending (a retry "
+    "is scheduled through the outbox), retried (Task.retry), skipped, error.",
     ["outcome"],
 )
 BREAKER_TRANSITIONS = Counter(
@@ -146,8 +147,9 @@ KNOWN_JOB_STATUSES: Final = frozenset(
     {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "EXPIRED"}
 )
 OPERATION_OUTCOMES: Final = frozenset(
-    {"succeeded", "failed", "skipped", "retry", "error"}
+    {"succeeded", "failed", "skipped", "retrying", "retry", "error"}
 )
+RETRY_MODES: Final = frozenset({"wait", "republish", "celery"})
 
 
 def task_label(name: object) -> str:
@@ -171,3 +173,8 @@ def job_status_label(status: object) -> str:
 def operation_outcome_label(outcome: object) -> str:
     text = str(outcome)
     return text if text in OPERATION_OUTCOMES else OTHER
+
+
+def retry_mode_label(mode: object) -> str:
+    text = str(mode)
+    return text if text in RETRY_MODES else OTHER

@@ -3,7 +3,8 @@
 ``record_job_finished`` counts a job and its end-to-end latency only once the
 transaction that finished it commits: a rolled-back completion (a lost race, a
 database error) counts nothing. ``observe_queue_wait`` records how long an
-operation waited between being queued and its first start.
+operation waited between being queued and its first start, and ``record_retry``
+counts the retries that tasks schedule themselves.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def observe_queue_wait(
     metrics.OPERATION_QUEUE_WAIT.labels(
         operation=metrics.operation_label(operation), queue=metrics.queue_label(queue)
     ).observe(seconds)
+
+
+def record_retry(task: Any, mode: str) -> None:
+    """Count a retry that ``task`` scheduled (``mode``: wait, republish, celery)."""
+    name = metrics.task_label(getattr(task, "name", None))
+    metrics.TASK_RETRIES.labels(
+        task=name,
+        queue=metrics.queue_label(TASK_QUEUES.get(name)),
+        mode=metrics.retry_mode_label(mode),
+    ).inc()
 
 
 def _observe_job_finished(

@@ -11,7 +11,7 @@ masked.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -67,8 +67,8 @@ def redact_value(value: Any, depth: int = 0) -> Any:
 
 
 def redact_secrets(
-    _logger: object, _method_name: str, event_dict: dict[str, Any]
-) -> dict[str, Any]:
+    _logger: object, _method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: apply ``redact_value`` to every field of the event."""
     for key, value in list(event_dict.items()):
         if is_sensitive_key(key):

@@ -59,9 +59,7 @@ def _queue_of(task: Any) -> str:
     return metrics.queue_label(TASK_QUEUES.get(getattr(task, "name", "")))
 
 
-def job_fields(
-    name: str, args: Any, kwargs: Any
-) -> dict[str, str]:
+def job_fields(name: str, args: Any, kwargs: Any) -> dict[str, str]:
     """The job id and operation a task run is for, read from its arguments."""
     if name not in JOB_TASK_NAMES:
         return {}
@@ -129,7 +127,7 @@ def _on_task_retry(
         return
     name = metrics.task_label(sender.name)
     queue = _queue_of(sender)
-    metrics.TASK_RETRIES.labels(task=name, queue=queue).inc()
+    metrics.TASK_RETRIES.labels(task=name, queue=queue, mode="celery").inc()
     log.warning(
         "task_retry",
         error=str(reason),

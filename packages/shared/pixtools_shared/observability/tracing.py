@@ -1,11 +1,11 @@
 """OpenTelemetry tracing: one trace per job across the API and the workers.
 
-The API request span is the root. The Celery instrumentation injects the W3C
-``traceparent`` into each task message's headers when it is published and
-continues the trace in the worker, so the tasks, their database queries
-(SQLAlchemy), S3 calls (botocore) and the webhook POST (httpx) join the
-request's trace. A task published by a task (finalize, webhook) stays in the
-same trace.
+The API request span is the root. Publishing a task injects the W3C
+``traceparent`` into the message headers, and the Celery instrumentation
+continues the trace in the worker. So the tasks join the request's trace, with
+their database queries (SQLAlchemy), S3 calls (botocore), httpx calls and the
+webhook POST (``traced_http_post``). A task published by a task (finalize,
+webhook) stays in the same trace.
 
 Tracing is off unless the standard environment asks for it:
 OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (export with
@@ -18,14 +18,15 @@ read their usual variables.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from celery import signals
@@ -42,6 +43,9 @@ from opentelemetry.sdk.trace.export import (
 from sqlalchemy import Engine
 
 log = structlog.get_logger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Probe and scrape endpoints make no spans.
 EXCLUDED_URLS = "/metrics,/api/livez,/api/readyz"
@@ -169,7 +173,7 @@ class _PublishTracer:
 
     The instrumentation ends its publish span only when the task is registered
     in the publishing process. The API sends every task by name, and the ML
-    worker sends finalize_job, which it does not run; there the span would never
+    worker sends finalize_job, which it does not run. There the span would never
     end and would stay the current span. These handlers key the span by task id
     instead, and inject its context into the message headers.
     """
@@ -254,7 +258,7 @@ def _instrument_libraries(provider: TracerProvider) -> list[Any]:
 
 
 def tracer_provider() -> TracerProvider | None:
-    """The provider configure_tracing built, or None while tracing is off."""
+    """Return the provider configure_tracing built, or None while tracing is off."""
     return _tracing.provider if _tracing is not None else None
 
 
@@ -301,6 +305,53 @@ def instrument_fastapi(app: Any) -> None:
     )
 
 
+def traced_http_post(span_name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function that sends one HTTP POST, to give it a client span.
+
+    The first argument may name the target (``host``, ``port`` attributes), and
+    the result or the exception may carry ``status_code``. Used where the HTTP
+    client is not one the instrumentations know (the webhook's httpcore calls).
+    """
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            state = _tracing
+            if state is None:
+                return func(*args, **kwargs)
+            target = args[0] if args else None
+            attributes: dict[str, str | int] = {"http.request.method": "POST"}
+            host = getattr(target, "host", None)
+            port = getattr(target, "port", None)
+            if isinstance(host, str):
+                attributes["server.address"] = host
+            if isinstance(port, int):
+                attributes["server.port"] = port
+            tracer = state.provider.get_tracer(__name__)
+            with tracer.start_as_current_span(
+                span_name, kind=trace.SpanKind.CLIENT, attributes=attributes
+            ) as span:
+                try:
+                    result = func(*args, **kwargs)
+                except Exception as exc:
+                    _set_status_code(span, getattr(exc, "status_code", None))
+                    raise
+                _set_status_code(span, getattr(result, "status_code", None))
+                return result
+
+        return wrapper
+
+    return decorate
+
+
+def _set_status_code(span: trace.Span, status: object) -> None:
+    if not isinstance(status, int):
+        return
+    span.set_attribute("http.response.status_code", status)
+    if status >= 400:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"HTTP {status}"))
+
+
 def flush_spans(timeout_millis: int = 5000) -> None:
     """Export finished spans now (a worker child calls this before it exits)."""
     if _tracing is not None:
@@ -324,7 +375,7 @@ def reset_tracing() -> None:
 
 
 def current_trace_carrier() -> dict[str, str]:
-    """The current trace context as W3C headers (empty when there is none)."""
+    """Return the current trace context as W3C headers (empty when there is none)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier

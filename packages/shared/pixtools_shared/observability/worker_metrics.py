@@ -190,13 +190,17 @@ def metrics_port(role: str, settings: Settings) -> int:
     return ROLE_DEFAULT_PORTS[role]
 
 
-def serve_worker_metrics(role: str, settings: Settings) -> WorkerMetricsServer | None:
+def serve_worker_metrics(
+    role: str, settings: Settings, *, root: Path | None = None
+) -> WorkerMetricsServer | None:
     """Prepare the multiprocess folder and start the metrics HTTP server.
 
-    Returns None when WORKER_METRICS_PORT is 0 or the port cannot be bound; the
-    worker runs on without metrics then, and the error is logged.
+    ``root`` is the parent of the per-worker folders (default
+    ``{tmp}/pixtools-metrics``). Returns None when WORKER_METRICS_PORT is 0 or
+    the port cannot be bound; the worker runs on without metrics then, and the
+    error is logged.
     """
-    directory = prepare_multiprocess_dir(role)
+    directory = prepare_multiprocess_dir(role, root)
     port = metrics_port(role, settings)
     if port == 0:
         log.info("worker_metrics_disabled", role=role)
@@ -231,4 +235,6 @@ def serve_worker_metrics(role: str, settings: Settings) -> WorkerMetricsServer |
         port=bound_port,
         directory=str(directory),
     )
-    return WorkerMetricsServer(settings.METRICS_HOST, bound_port, directory, server, thread)
+    return WorkerMetricsServer(
+        settings.METRICS_HOST, bound_port, directory, server, thread
+    )

@@ -10,6 +10,10 @@ process (CircuitMemoryStorage): each process then counts its own failures.
 pybreaker only sees a failure when the guarded call raises, and its decorator
 does not await coroutines, so the guarded call is the synchronous HTTP attempt
 (``breaker.call(attempt)``), which raises on timeouts, connection errors and 5xx.
+
+NOTE: ``breaker.call`` holds the breaker's lock for the whole attempt, so with a
+thread pool (``--pool threads``) deliveries to one host run one at a time per
+process. Celery's default prefork pool runs one task per process anyway.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from datetime import UTC, datetime
 import pybreaker
 import redis
 import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from pixtools_shared.observability.breaker import BreakerMetricsListener
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +67,9 @@ class BreakerRegistry:
                 decode_responses=False,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
+                # One quick retry instead of redis-py's default backoff, which
+                # would stall every delivery while Redis is down.
+                retry=Retry(NoBackoff(), 1),
             )
         return cls(fail_max=fail_max, reset_seconds=reset_seconds, redis_client=client)
 
@@ -76,6 +87,7 @@ class BreakerRegistry:
                     # The guarded call's own error is re-raised when it trips
                     # the breaker, so CircuitBreakerError always means "not sent".
                     throw_new_error_on_trip=False,
+                    listeners=[BreakerMetricsListener("webhook")],
                 )
                 self._breakers[host] = breaker
                 self._storages[host] = storage
@@ -100,6 +112,10 @@ class BreakerRegistry:
                 namespace=f"{self.namespace_prefix}:{host}",
             )
         except redis.RedisError as exc:
-            log.warning("webhook_breaker_redis_unavailable", host=host, exc_info=exc)
+            log.warning(
+                "webhook_breaker_redis_unavailable",
+                host=host,
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
             return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
-

@@ -21,7 +21,7 @@ class Deadline:
         return self._ends_at - self._clock()
 
     def bound(self, timeout: float | None, error: type[Exception]) -> float:
-        """Return ``timeout`` cut to the time left; raise ``error`` when none is left."""
+        """Return ``timeout`` cut to the time left; raise ``error`` once none is."""
         remaining = self.remaining()
         if remaining <= 0:
             raise error(f"the attempt deadline of {self.seconds:g} s passed")

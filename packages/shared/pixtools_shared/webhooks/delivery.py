@@ -22,6 +22,7 @@ import httpcore
 import pybreaker
 import structlog
 
+from pixtools_shared.observability.tracing import traced_http_post
 from pixtools_shared.webhooks.breaker import BreakerRegistry
 from pixtools_shared.webhooks.deadline import Deadline
 from pixtools_shared.webhooks.destinations import (
@@ -60,7 +61,7 @@ class DeliveryPolicy:
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """What one attempt achieved."""
+    """Outcome of one delivery attempt."""
 
     delivered: bool
     error: str | None = None
@@ -108,6 +109,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+@traced_http_post("POST webhook")
 def _send(
     destination: Destination,
     body: bytes,
@@ -183,7 +185,7 @@ def deliver(
     resolver: Resolver = system_resolver,
     ssl_context: ssl.SSLContext | None = None,
 ) -> DeliveryResult:
-    """POST ``body`` to ``url`` once; never raises for network or HTTP failures."""
+    """POST ``body`` to ``url`` once; network, TLS and HTTP failures are returned."""
     started = time.monotonic()
     deadline = Deadline(policy.deadline_seconds)
     try:

@@ -19,7 +19,7 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 
 
 class InvalidSigningSecretError(ValueError):
@@ -54,5 +54,7 @@ def signature_headers(
     """Build the id, timestamp and (when a secret is set) signature headers."""
     headers = {ID_HEADER: message_id, TIMESTAMP_HEADER: str(timestamp)}
     if secret:
-        headers[SIGNATURE_HEADER] = sign(signing_key(secret), message_id, timestamp, body)
+        headers[SIGNATURE_HEADER] = sign(
+            signing_key(secret), message_id, timestamp, body
+        )
     return headers

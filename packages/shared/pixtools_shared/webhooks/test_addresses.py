@@ -22,7 +22,7 @@ from pixtools_shared.webhooks.addresses import forbidden_reason, parse_host_lite
         ("0x7f.1", "127.0.0.1"),
         ("127.0.0.1.", "127.0.0.1"),
         ("127.0.0.1..", "127.0.0.1"),
-        ("0", "0.0.0.0"),
+        ("0", "0.0.0.0"),  # noqa: S104 (an address under test, not a bind)
         ("[::1]", "::1"),
         ("[::ffff:127.0.0.1]", "::ffff:7f00:1"),
         ("::ffff:7f00:1", "::ffff:7f00:1"),
@@ -47,7 +47,7 @@ def test_names_are_not_literals(host: str) -> None:
         ("127.0.0.1", "a loopback address"),
         ("127.255.255.254", "a loopback address"),
         ("::1", "a loopback address"),
-        ("0.0.0.0", "the unspecified address"),
+        ("0.0.0.0", "the unspecified address"),  # noqa: S104 (address under test)
         ("::", "the unspecified address"),
         ("10.0.0.1", "a private address"),
         ("172.16.5.4", "a private address"),

@@ -27,7 +27,7 @@ def policy(
 
 
 class OneAnswerResolver:
-    """Resolves to one address the first time and refuses any second lookup."""
+    """Resolves to one address the first time and rejects any second lookup."""
 
     def __init__(self, address: str) -> None:
         self.address = address
@@ -42,7 +42,9 @@ class OneAnswerResolver:
 
 def test_delivered_to_receiver() -> None:
     with ScriptedServer([Reply(204)]) as server:
-        result = deliver(server.url("/in?t=1"), BODY, HEADERS, policy(), memory_breakers())
+        result = deliver(
+            server.url("/in?t=1"), BODY, HEADERS, policy(), memory_breakers()
+        )
 
     assert result.delivered is True
     assert result.status_code == 204
@@ -61,7 +63,12 @@ def test_connection_pinned_to_vetted_address() -> None:
     with ScriptedServer([Reply(200)]) as server:
         url = f"http://receiver.test:{server.port}/hook"
         result = deliver(
-            url, BODY, HEADERS, policy(["receiver.test"]), memory_breakers(), resolver=resolver
+            url,
+            BODY,
+            HEADERS,
+            policy(["receiver.test"]),
+            memory_breakers(),
+            resolver=resolver,
         )
 
     assert result.delivered is True
@@ -124,7 +131,11 @@ def test_server_error_retryable() -> None:
     with ScriptedServer([Reply(503)]) as server:
         result = deliver(server.url(), BODY, HEADERS, policy(), memory_breakers())
 
-    assert (result.delivered, result.retryable, result.status_code) == (False, True, 503)
+    assert (result.delivered, result.retryable, result.status_code) == (
+        False,
+        True,
+        503,
+    )
     assert result.error == "endpoint returned HTTP 503"
 
 
@@ -132,7 +143,11 @@ def test_client_error_not_retryable() -> None:
     with ScriptedServer([Reply(404)]) as server:
         result = deliver(server.url(), BODY, HEADERS, policy(), memory_breakers())
 
-    assert (result.delivered, result.retryable, result.status_code) == (False, False, 404)
+    assert (result.delivered, result.retryable, result.status_code) == (
+        False,
+        False,
+        404,
+    )
     assert result.error == "endpoint returned HTTP 404"
 
 
@@ -145,11 +160,15 @@ def test_rate_limited_retryable_with_retry_after() -> None:
 
 
 def test_redirect_not_followed() -> None:
-    with ScriptedServer([Reply(200)]) as canary:
-        with ScriptedServer([Reply(307, location=canary.url())]) as server:
-            result = deliver(server.url(), BODY, HEADERS, policy(), memory_breakers())
+    canary = ScriptedServer([Reply(200)])
+    with canary, ScriptedServer([Reply(307, location=canary.url())]) as server:
+        result = deliver(server.url(), BODY, HEADERS, policy(), memory_breakers())
 
-    assert (result.delivered, result.retryable, result.status_code) == (False, False, 307)
+    assert (result.delivered, result.retryable, result.status_code) == (
+        False,
+        False,
+        307,
+    )
     assert result.error == "endpoint returned HTTP 307; redirects are not followed"
     assert canary.hits == 0
 

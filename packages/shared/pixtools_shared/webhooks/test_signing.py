@@ -66,7 +66,9 @@ def test_tampering_breaks_signature() -> None:
         WHSEC, {**headers, "webhook-timestamp": "1700000003"}, body
     )
     assert not reference_verify(WHSEC, {**headers, "webhook-id": "msg_3"}, body)
-    assert not reference_verify("whsec_" + base64.b64encode(b"other").decode(), headers, body)
+    assert not reference_verify(
+        "whsec_" + base64.b64encode(b"other").decode(), headers, body
+    )
 
 
 def test_known_vector() -> None:

@@ -1,6 +1,6 @@
 """HTTP servers on 127.0.0.1 for the webhook tests: scripted receivers and canaries.
 
-A ``ScriptedServer`` records every request it receives and answers from a
+A ``ScriptedServer`` records every request it receives and responds from a
 script of ``Reply`` values (the last one repeats). A canary is a scripted server
 that should never be reached; tests assert that its ``hits`` stay 0.
 """
@@ -13,12 +13,13 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Reply:
-    """How the server answers one request."""
+    """How the server responds to one request."""
 
     status: int = 200
     delay_seconds: float = 0.0
@@ -79,8 +80,8 @@ class ScriptedServer:
                     reply = server.replies[index]
                 server._answer(self, reply)
 
-            do_GET = _handle  # noqa: N815
-            do_POST = _handle  # noqa: N815
+            do_GET = _handle
+            do_POST = _handle
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -91,7 +92,10 @@ class ScriptedServer:
             self._server.socket = tls_context.wrap_socket(
                 self._server.socket, server_side=True
             )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval makes shutdown() return quickly.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def _answer(
         self, handler: http.server.BaseHTTPRequestHandler, reply: Reply
@@ -166,7 +170,7 @@ def is_loopback_target(address: Any) -> bool:
 
 
 class OutboundGuard:
-    """Records every socket connect and refuses those that leave the machine.
+    """Records every socket connect and rejects those that leave the machine.
 
     Installed by the ``outbound_guard`` fixture on ``socket.socket.connect`` and
     ``connect_ex``, so a test that tried to reach any non-loopback address fails
@@ -232,16 +236,14 @@ def self_signed_certificate(host_name: str, folder: Any) -> tuple[str, str]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path = f"{folder}/cert.pem"
-    key_path = f"{folder}/key.pem"
-    with open(cert_path, "wb") as handle:
-        handle.write(certificate.public_bytes(serialization.Encoding.PEM))
-    with open(key_path, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+    cert_path = Path(folder) / "cert.pem"
+    key_path = Path(folder) / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
-    return cert_path, key_path
+    )
+    return str(cert_path), str(key_path)

@@ -24,6 +24,7 @@ import httpcore
 from pixtools_shared.webhooks.deadline import Deadline
 from pixtools_shared.webhooks.destinations import Destination
 
+
 class DeadlineStream(httpcore.NetworkStream):
     """A socket whose every operation ends by the deadline."""
 
@@ -109,9 +110,9 @@ class PinnedNetworkBackend(httpcore.NetworkBackend):
         destination = self.destination
         if host.lower().rstrip(".") != destination.host or port != destination.port:
             # Only a redirect or a proxy would ask for another origin, and
-            # neither is used; refuse rather than resolve a new name.
+            # neither is used, so reject rather than resolve a new name.
             raise httpcore.ConnectError(
-                f"refused to connect to {host}:{port}, which was not vetted"
+                f"rejected a connection to {host}:{port}, which was not vetted"
             )
 
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
@@ -123,7 +124,9 @@ class PinnedNetworkBackend(httpcore.NetworkBackend):
                 failure = httpcore.ConnectTimeout(f"connecting to {address} timed out")
                 continue
             except OSError as exc:
-                failure = httpcore.ConnectError(f"connecting to {address} failed: {exc}")
+                failure = httpcore.ConnectError(
+                    f"connecting to {address} failed: {exc}"
+                )
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connected_to.append((str(address), port))
