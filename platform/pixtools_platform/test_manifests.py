@@ -58,15 +58,15 @@ CONTAINER = ["spec", "template", "spec", "containers", 0]
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        (CONTAINER + ["imagePullPolicy"], "Sometimes", "imagePullPolicy"),
-        (CONTAINER + ["image"], "python:latest", "image"),
-        (CONTAINER + ["resources", "limits", "memory"], "lots", "quantity"),
-        (CONTAINER + ["resources", "requests", "cpu"], "4", "exceeds its limit"),
-        (CONTAINER + ["ports", 0, "protocol"], "HTTP", "protocol"),
-        (CONTAINER + ["ports", 0, "name"], "http-port-name-too-long", "IANA_SVC_NAME"),
-        (CONTAINER + ["readinessProbe", "httpGet", "port"], "web", "not declared"),
+        ([*CONTAINER, "imagePullPolicy"], "Sometimes", "imagePullPolicy"),
+        ([*CONTAINER, "image"], "python:latest", "image"),
+        ([*CONTAINER, "resources", "limits", "memory"], "lots", "quantity"),
+        ([*CONTAINER, "resources", "requests", "cpu"], "4", "exceeds its limit"),
+        ([*CONTAINER, "ports", 0, "protocol"], "HTTP", "protocol"),
+        ([*CONTAINER, "ports", 0, "name"], "http-port-name-too-long", "IANA_SVC_NAME"),
+        ([*CONTAINER, "readinessProbe", "httpGet", "port"], "web", "not declared"),
         (
-            CONTAINER + ["securityContext", "allowPrivilegeEscalation"],
+            [*CONTAINER, "securityContext", "allowPrivilegeEscalation"],
             True,
             "allowPrivilegeEscalation",
         ),
@@ -108,13 +108,13 @@ def test_checks_catch_pdb_with_both_fields(dev_run: StackRun):
 
 
 def test_schema_catches_string_port(api_deployment):
-    bad = _mutated(api_deployment, CONTAINER + ["ports", 0, "containerPort"], "8000")
+    bad = _mutated(api_deployment, [*CONTAINER, "ports", 0, "containerPort"], "8000")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, KUBERNETES_VERSION, strict=True)
 
 
 def test_schema_catches_misspelled_field(api_deployment):
-    bad = _mutated(api_deployment, CONTAINER + ["livenesProbe"], {})
+    bad = _mutated(api_deployment, [*CONTAINER, "livenesProbe"], {})
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, KUBERNETES_VERSION, strict=True)
 

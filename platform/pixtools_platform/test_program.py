@@ -7,10 +7,10 @@ import json
 import pytest
 from pulumi.runtime.mocks import MockCallArgs
 
+from pixtools_platform.conftest import cached_run
 from pixtools_platform.testing.harness import StackRun, run_stack
 from pixtools_platform.testing.mocks import FAKE_KUBECONFIG, AwsKubernetesMocks
 from pixtools_platform.testing.values import is_secret
-from pixtools_platform.conftest import cached_run
 
 COMPONENT_TYPES = {
     "pixtools:network:Network",

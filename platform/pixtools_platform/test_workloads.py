@@ -446,7 +446,7 @@ def test_alloy_scrapes_declared_ports(stack_run: StackRun):
         "name": kube.manifest(secret)["metadata"]["name"],
         "key": "METRICS_TOKEN",
     }
-    volume = [v for v in kube.pod_spec(alloy)["volumes"] if v["name"] == "config"][0]
+    volume = next(v for v in kube.pod_spec(alloy)["volumes"] if v["name"] == "config")
     assert volume["configMap"]["name"] == config_maps[0]["metadata"]["name"]
 
 

@@ -81,7 +81,7 @@ def test_workers_serve_metrics_on_scraped_port(stack_run: StackRun) -> None:
             for port in kube.pod_spec(deployment)["containers"][0]["ports"]
         }
         # The pod's own address must be reachable by Alloy.
-        assert env["METRICS_HOST"] == "0.0.0.0"  # noqa: S104
+        assert env["METRICS_HOST"] == "0.0.0.0"
         assert env["WORKER_METRICS_PORT"] == str(ports["metrics"])
         assert env["LOG_JSON"] == "true"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pulumi
 import pulumi_kubernetes as k8s
 
+import pulumi
 from pixtools_platform.endpoints import API_PORT, WORKER_METRICS_PORT
 from pixtools_platform.workloads import podspec
 from pixtools_platform.workloads.context import (
@@ -244,7 +244,7 @@ def _worker(
     ]
     # Alloy scrapes the pod's address, so the server listens on every interface.
     container["env"] += [
-        {"name": "METRICS_HOST", "value": "0.0.0.0"},  # noqa: S104
+        {"name": "METRICS_HOST", "value": "0.0.0.0"},
         {"name": "WORKER_METRICS_PORT", "value": str(WORKER_METRICS_PORT)},
     ]
     # The metrics server runs inside the worker process, so it stops responding
