@@ -7,9 +7,9 @@ CD sets for each release.
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_aws as aws
 
-import pulumi
 from pixtools_platform.cluster import Cluster, ClusterArgs
 from pixtools_platform.configuration import Configuration, ConfigurationArgs
 from pixtools_platform.database import Database, DatabaseArgs

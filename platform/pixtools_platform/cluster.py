@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 
-import pulumi
 from pixtools_platform.common import child_options, name_tags, type_token
 from pixtools_platform.configuration import KUBECONFIG_PLACEHOLDER
 from pixtools_platform.userdata import (

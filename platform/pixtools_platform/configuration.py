@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-import pulumi
 from pixtools_platform import endpoints
 from pixtools_platform.common import child_options, type_token
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-import pulumi
 from pixtools_platform.common import child_options, name_tags, type_token
 
 ENGINE_MAJOR_VERSION = "16"

@@ -6,9 +6,9 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pulumi
 import pulumi_aws as aws
 
-import pulumi
 from pixtools_platform.common import child_options, name_tags, type_token
 
 # Subnets are cut 4 bits smaller than the VPC (a /16 VPC gets /20 subnets). Public

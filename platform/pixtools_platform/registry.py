@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pulumi
 import pulumi_aws as aws
 
-import pulumi
 from pixtools_platform.common import child_options, name_tags, type_token
 
 SERVICES = ("api", "worker-standard", "worker-ml")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_aws as aws
 
-import pulumi
 from pixtools_platform.common import child_options, name_tags, type_token
 
 # Storage areas of the application (pixtools_shared.storage); one bucket each.

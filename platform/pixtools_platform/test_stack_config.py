@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
+import pulumi
 import pytest
 from pulumi.runtime.settings import _set_stack
 
-import pulumi
 from pixtools_platform.stack_config import (
     StackConfig,
     StackConfigError,

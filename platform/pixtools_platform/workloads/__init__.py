@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
-import pulumi
 from pixtools_platform.common import child_options, type_token
 from pixtools_platform.endpoints import NAMESPACE
 from pixtools_platform.workloads.app import AppImages, create_app

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
-import pulumi
 from pixtools_platform.endpoints import API_PORT, WORKER_METRICS_PORT
 from pixtools_platform.workloads import podspec
 from pixtools_platform.workloads.context import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
-import pulumi
 from pixtools_platform.common import child_options
 
 PRIORITY_SYSTEM = "pixtools-system"

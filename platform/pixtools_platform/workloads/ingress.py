@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
-import pulumi
 from pixtools_platform.workloads import podspec
 from pixtools_platform.workloads.context import PRIORITY_SYSTEM, WorkloadContext
 

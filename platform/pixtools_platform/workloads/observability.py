@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
-import pulumi
 from pixtools_platform.endpoints import (
     API_PORT,
     CELERY_EXPORTER_PORT,
