@@ -30,13 +30,14 @@ JOB_TIMEOUT_MS = 120_000
 
 
 def capture(out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
     from browser.browser_support import (
         CHROMIUM_ARGS,
         CHROMIUM_PATH,
         build_gps_photo,
         running_platform,
     )
-    from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="pixtools-screenshot-") as folder:
         photo = build_gps_photo(Path(folder) / "harbour.jpg")

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_images import GPS_LATITUDE, GPS_LONGITUDE
+from PIL import Image
+
 from browser.browser_support import (
     BROWSER_MAX_UPLOAD_BYTES,
     CHROMIUM_ARGS,
@@ -31,8 +34,6 @@ from browser.browser_support import (
     chromium_missing_reason,
     running_platform,
 )
-from e2e_images import GPS_LATITUDE, GPS_LONGITUDE
-from PIL import Image
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
