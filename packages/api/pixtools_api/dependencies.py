@@ -56,7 +56,7 @@ def job_owner_matches(services: ApiServices, job_id: str, caller: Caller) -> boo
 async def authorize_job_access(
     job_id: str, request: Request, services: ServicesDep, caller: CallerDep
 ) -> None:
-    """Answer 404 for a job that another API key (or anonymous caller) created.
+    """Raise 404 for a job that another API key (or anonymous caller) created.
 
     404 rather than 403, so a caller cannot tell other clients' job ids from
     ids that do not exist.

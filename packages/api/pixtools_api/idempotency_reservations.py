@@ -5,13 +5,13 @@ Only one request per (scope, key) gets the reservation. Concurrent repeats
 wait for it without uploading their bodies (up to IDEMPOTENCY_WAIT_SECONDS,
 then 409), and then replay the stored response. The value is a random owner token,
 followed by the request fingerprint once the body has been hashed. The owner
-deletes the reservation when it has answered, and a token check keeps it from
+deletes the reservation when it has responded, and a token check keeps it from
 deleting a reservation that expired and now belongs to another request.
 
 The reservation only serializes requests. The durable record is the
 IdempotencyRecord row (see idempotency.py): a Redis restart loses reservations
 in flight, and the unique (scope, key) row still stops a second job. When Redis
-does not answer, a request that carries a key gets 503: accepting it without
+does not respond, a request that carries a key gets 503: accepting it without
 the reservation could not rule out a concurrent duplicate on another process.
 """
 
@@ -84,7 +84,7 @@ class ReservationStore:
         """Take the reservation of (scope, key).
 
         Raises IdempotencyKeyInFlightError (409) when another request holds it
-        and IdempotencyStoreUnavailableError (503) when Redis does not answer.
+        and IdempotencyStoreUnavailableError (503) when Redis does not respond.
         """
         reservation = Reservation(reservation_key(scope, key), secrets.token_hex(16))
         try:

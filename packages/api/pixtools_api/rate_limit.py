@@ -5,7 +5,7 @@ counter ``pixtools:rate:{client}`` and gives it a 60 s expiry when it is new,
 so every API process shares the count. Requests past RATE_LIMIT_PER_MINUTE
 get 429 with Retry-After set to the seconds left in the window.
 
-When Redis is not configured, or does not answer, requests are not limited:
+When Redis is not configured, or does not respond, requests are not limited:
 the limit protects capacity and is not a security boundary, so an outage of
 Redis does not take the API down with it. Each failure is logged, at most once
 per LOG_INTERVAL_SECONDS.

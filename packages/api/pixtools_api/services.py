@@ -17,7 +17,7 @@ from pixtools_shared.db.session import get_engine, get_session_factory
 from pixtools_shared.settings import Settings
 from pixtools_shared.storage import ObjectStorage, create_storage
 
-# Timeout of each Redis command. Rate limits skip a Redis that does not answer;
+# Timeout of each Redis command. Rate limits skip a Redis that does not respond;
 # requests with an Idempotency-Key get 503 then.
 REDIS_TIMEOUT_SECONDS = 2.0
 REDIS_RETRIES = 1

@@ -23,7 +23,7 @@ class UsageError(CliError):
 
 
 class ApiRejectedError(CliError):
-    """The API answered with HTTP 4xx and its error body."""
+    """An HTTP 4xx response of the API, with its error body."""
 
     exit_code = ExitCode.REJECTED
 
@@ -41,7 +41,7 @@ class ApiRejectedError(CliError):
 
 
 class ApiUnavailableError(CliError):
-    """The API could not be reached, or answered 5xx, on every attempt."""
+    """The API could not be reached, or returned 5xx, on every attempt."""
 
     exit_code = ExitCode.UNAVAILABLE
 

@@ -241,19 +241,19 @@ class Settings(BaseSettings):
     """Requests per client (API key, or address for anonymous callers) and
     minute, counted in Redis; 0 turns the limit off. Needs REDIS_URL."""
     MAX_BACKLOG_OPERATIONS: int = Field(default=10_000, ge=0)
-    """Queued and running operations at which POST /api/process answers 503
+    """Queued and running operations at which POST /api/process returns 503
     instead of accepting more work; 0 turns the check off."""
     CORS_ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins (``https://app.example.com``) whose pages may call the API from a
     browser; empty allows the API's own origin only."""
     UPLOAD_READ_TIMEOUT_SECONDS: float = Field(default=120.0, gt=0)
-    """Longest time to receive a whole upload request body; slower clients get
+    """Maximum time to receive a whole upload request body; slower clients get
     408."""
     IDEMPOTENCY_KEY_TTL_SECONDS: int = Field(default=86_400, ge=60)
     """How long an Idempotency-Key is remembered after its first request."""
     IDEMPOTENCY_WAIT_SECONDS: float = Field(default=10.0, ge=0, le=60)
     """How long a repeat waits for the first request with its key to finish (then
-    it gets the first response); past that it gets 409. 0 answers 409 at once."""
+    it gets the first response); past that it gets 409. 0 returns 409 at once."""
 
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = False
