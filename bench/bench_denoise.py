@@ -8,7 +8,9 @@ gradients and shapes with sigma-25 noise), wraps it in a Pillow image and times
 ``Denoiser.denoise_image`` with the tile settings given, which is the worker's code
 path. The peak RSS includes the input and output images (3 bytes per pixel each, plus
 their Pillow copies) and the torch runtime. With --check-whole the 1 MP child also
-runs a whole-image pass and reports the PSNR difference between the two outputs.
+runs a whole-image pass with the same network and precision and reports the PSNR of
+the noisy, tiled and whole outputs against the clean photo, their difference, and
+the largest per-pixel difference in 8-bit levels.
 Results go to denoise.json and denoise.md in --output-dir.
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SMOKE_SIZES = [0.05, 0.1]
 PACKAGE_ROOTS = [
     REPO_ROOT / "packages" / "worker-ml",
     REPO_ROOT / "packages" / "shared",
@@ -36,9 +39,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 12, 24])
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny images (0.05 and 0.1 MP) that finish in seconds",
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch threads (default: CPU share)"
     )
-    parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32")
+    parser.add_argument("--precision", default="auto", help="auto, bf16, fp32 or int8")
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--tile-overlap", type=int, default=32)
     parser.add_argument("--check-whole", action="store_true")
@@ -54,7 +62,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build_noisy_photo(megapixels: float) -> Any:
+def build_noisy_photo(megapixels: float, noisy: bool = True) -> Any:
+    """Return the uint8 test photo of about ``megapixels`` (4:3), noisy or clean."""
     import numpy as np
 
     from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
@@ -62,9 +71,10 @@ def build_noisy_photo(megapixels: float) -> Any:
     width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
     height = round(megapixels * 1e6 / width)
     pattern = synthetic_photo(480, 640)
-    rng = np.random.default_rng(0)
-    noisy = pattern + rng.normal(0.0, 25 / 255, pattern.shape).astype(np.float32)
-    tile = to_uint8(noisy)
+    if noisy:
+        rng = np.random.default_rng(0)
+        pattern = pattern + rng.normal(0.0, 25 / 255, pattern.shape).astype(np.float32)
+    tile = to_uint8(pattern)
     reps = (-(-height // tile.shape[0]), -(-width // tile.shape[1]), 1)
     return np.tile(tile, reps)[:height, :width].copy()
 
@@ -106,15 +116,31 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     if args.check_whole:
-        whole = Denoiser(denoiser.model, tiles=TileOptions(0, 0), max_pixels=10**9)
-        whole_result = whole.denoise_image(image)
-        clean = np.asarray(image, dtype=np.float32) / 255.0
-        tiled_psnr = psnr_uint8(np.asarray(result, dtype=np.float32) / 255.0, clean)
-        whole_psnr = psnr_uint8(
-            np.asarray(whole_result, dtype=np.float32) / 255.0, clean
+        # The same network and precision as the tiled pass, in one piece.
+        whole = Denoiser(
+            denoiser.model,
+            tiles=TileOptions(0, 0),
+            max_pixels=10**9,
+            precision=denoiser.precision,
+            threads=denoiser.threads,
+            quantized=denoiser.network if denoiser.precision == "int8" else None,
         )
+        whole_result = whole.denoise_image(image)
+        clean = build_noisy_photo(megapixels, noisy=False).astype(np.float32) / 255.0
+        tiled = np.asarray(result, dtype=np.float32) / 255.0
+        whole_pixels = np.asarray(whole_result, dtype=np.float32) / 255.0
+        tiled_psnr = psnr_uint8(tiled, clean)
+        whole_psnr = psnr_uint8(whole_pixels, clean)
+        record["noisy_psnr_db"] = round(psnr_uint8(pixels / 255.0, clean), 3)
+        record["tiled_psnr_db"] = round(tiled_psnr, 3)
+        record["whole_psnr_db"] = round(whole_psnr, 3)
         record["tiled_vs_whole_psnr_difference_db"] = round(
             abs(tiled_psnr - whole_psnr), 5
+        )
+        record["tiled_vs_whole_max_difference_levels"] = int(
+            np.abs(
+                np.asarray(result, dtype=int) - np.asarray(whole_result, dtype=int)
+            ).max()
         )
     return record
 
@@ -132,6 +158,15 @@ def markdown(records: list[dict[str, Any]], machine: str, tiles: str) -> str:
             f"{record['seconds']} | {record['seconds_per_megapixel']} | "
             f"{record['peak_rss_mib']} | {record['threads']} | {record['precision']} |"
         )
+    for record in records:
+        if "tiled_psnr_db" in record:
+            lines.append(
+                f"\nAt {record['megapixels']} MP, PSNR against the clean photo: noisy "
+                f"{record['noisy_psnr_db']} dB, tiled {record['tiled_psnr_db']} dB, "
+                f"whole image {record['whole_psnr_db']} dB (difference "
+                f"{record['tiled_vs_whole_psnr_difference_db']} dB, largest pixel "
+                f"difference {record['tiled_vs_whole_max_difference_levels']} levels)."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -160,14 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     machine = describe_machine()
     records = []
-    for size in args.sizes:
+    sizes = SMOKE_SIZES if args.smoke else args.sizes
+    for size in sizes:
         command = [sys.executable, __file__, "--child", str(size)]
         command += ["--precision", args.precision]
         command += ["--tile-size", str(args.tile_size)]
         command += ["--tile-overlap", str(args.tile_overlap)]
         if args.threads:
             command += ["--threads", str(args.threads)]
-        if args.check_whole and size <= 1:
+        if (args.check_whole or args.smoke) and size <= 1:
             command.append("--check-whole")
         # The command is this script and its own options, never outside input.
         completed = subprocess.run(  # noqa: S603
@@ -179,7 +215,12 @@ def main(argv: list[str] | None = None) -> int:
 
     tiles = f"{args.tile_size} px with {args.tile_overlap} px overlap"
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"machine": machine, "tiles": tiles, "results": records}
+    summary = {
+        "machine": machine,
+        "smoke": args.smoke,
+        "tiles": tiles,
+        "results": records,
+    }
     (args.output_dir / "denoise.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.output_dir / "denoise.md").write_text(markdown(records, machine, tiles))
     print(markdown(records, machine, tiles))

@@ -1,11 +1,13 @@
-"""Smoke runs of every benchmark script: tiny counts, real servers, no timings.
+"""Smoke run of the whole benchmark suite: tiny counts, real servers, no timings.
 
-Each test calls a script's main() with --smoke into tmp_path and checks the
-results it wrote: the expected keys, equal counts and no lost or duplicated job.
-Timings are never asserted. The platform scenarios need PostgreSQL, RabbitMQ and
-Redis on 127.0.0.1 and are skipped without them. thumbor and pillow-avif-plugin
-are measured only when PIXTOOLS_BENCH_THUMBOR_PYTHON and
-PIXTOOLS_BENCH_AVIF_PLUGIN_PYTHON name the Python of their virtual environments.
+One ``bench/run_all.py --smoke`` run, shared by the module, runs every scenario
+script as its own process, as a full run does. Each test checks what one scenario
+wrote: the expected keys, equal counts and no lost or duplicated job, and the
+combined report and summary. Timings are never asserted. The platform scenarios
+need PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and are skipped without them.
+thumbor and pillow-avif-plugin are measured only when
+PIXTOOLS_BENCH_THUMBOR_PYTHON and PIXTOOLS_BENCH_AVIF_PLUGIN_PYTHON name the Python
+of their virtual environments.
 """
 
 from __future__ import annotations
@@ -15,18 +17,40 @@ import os
 from pathlib import Path
 from typing import Any
 
-import bench_ingest
 import bench_job_overhead
 import bench_load_scenarios
 import bench_operations
 import bench_peer_thumbor
 import pytest
+import run_all
 from benchkit.platform import port_open
 
+SERVERS_UP = all(port_open(port) for port in (5432, 5672, 6379))
+PLATFORM_STEPS = ["job_overhead", "ingest", "ingest_with_worker", "load_scenarios"]
+
 needs_servers = pytest.mark.skipif(
-    not all(port_open(port) for port in (5432, 5672, 6379)),
+    not SERVERS_UP,
     reason="PostgreSQL, RabbitMQ or Redis is not reachable on 127.0.0.1",
 )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run the whole suite once with --smoke; return its output folder."""
+    folder = tmp_path_factory.mktemp("bench-run-all")
+    arguments = ["--smoke", "--output-dir", str(folder)]
+    if not SERVERS_UP:
+        arguments += ["--skip", *PLATFORM_STEPS]
+    run_all.main(arguments)
+    return folder
+
+
+def step_folder(smoke_run: Path, name: str) -> Path:
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    step = next(step for step in summary["steps"] if step["name"] == name)
+    log = smoke_run / name / "run.log"
+    assert step["returncode"] == 0, log.read_text()[-4000:]
+    return smoke_run / name
 
 
 def read_results(folder: Path) -> dict[str, Any]:
@@ -37,9 +61,8 @@ def read_results(folder: Path) -> dict[str, Any]:
     return data
 
 
-def test_operations_smoke(tmp_path: Path) -> None:
-    bench_operations.main(["--smoke", "--output-dir", str(tmp_path)])
-    data = read_results(tmp_path)
+def test_operations_smoke(smoke_run: Path) -> None:
+    data = read_results(step_folder(smoke_run, "operations"))
 
     assert data["smoke"] is True
     assert data["machine"]["usable_cores"] >= 1
@@ -66,9 +89,8 @@ def test_operations_smoke(tmp_path: Path) -> None:
         assert avif["plugin_skipped"]
 
 
-def test_peer_thumbor_smoke(tmp_path: Path) -> None:
-    bench_peer_thumbor.main(["--smoke", "--output-dir", str(tmp_path)])
-    data = read_results(tmp_path)
+def test_peer_thumbor_smoke(smoke_run: Path) -> None:
+    data = read_results(step_folder(smoke_run, "peer_thumbor"))
 
     assert len(data["rows"]) == 2
     for row in data["rows"]:
@@ -87,9 +109,8 @@ def test_peer_thumbor_smoke(tmp_path: Path) -> None:
 
 
 @needs_servers
-def test_job_overhead_smoke(tmp_path: Path) -> None:
-    bench_job_overhead.main(["--smoke", "--output-dir", str(tmp_path)])
-    data = read_results(tmp_path)
+def test_job_overhead_smoke(smoke_run: Path) -> None:
+    data = read_results(step_folder(smoke_run, "job_overhead"))
 
     assert data["problems"] == []
     assert data["jobs_measured"] == data["jobs_expected"] == 3 * 2
@@ -103,10 +124,11 @@ def test_job_overhead_smoke(tmp_path: Path) -> None:
 
 
 @needs_servers
-def test_ingest_smoke(tmp_path: Path) -> None:
-    bench_ingest.main(["--smoke", "--output-dir", str(tmp_path)])
-    data = read_results(tmp_path)
+@pytest.mark.parametrize("step", ["ingest", "ingest_with_worker"])
+def test_ingest_smoke(smoke_run: Path, step: str) -> None:
+    data = read_results(step_folder(smoke_run, step))
 
+    assert data["with_worker"] is (step == "ingest_with_worker")
     run = data["runs"][0]
     assert run["requests"] >= 1
     assert run["failures"] == {}
@@ -119,9 +141,8 @@ def test_ingest_smoke(tmp_path: Path) -> None:
 
 
 @needs_servers
-def test_load_scenarios_smoke(tmp_path: Path) -> None:
-    bench_load_scenarios.main(["--smoke", "--output-dir", str(tmp_path)])
-    data = read_results(tmp_path)
+def test_load_scenarios_smoke(smoke_run: Path) -> None:
+    data = read_results(step_folder(smoke_run, "load_scenarios"))
 
     assert data["all_ok"] is True
     scenarios = {result["scenario"]: result for result in data["scenarios"]}
@@ -141,3 +162,49 @@ def test_load_scenarios_smoke(tmp_path: Path) -> None:
     assert storm["jobs_without_key_record"] == 0
     assert storm["inconsistent_replays"] == 0
     assert scenarios["starvation"]["heavy_overlap"]["heavy_jobs"] == 1
+
+
+@pytest.mark.parametrize("step", ["denoise_1_thread", "denoise"])
+def test_denoise_smoke(smoke_run: Path, step: str) -> None:
+    folder = step_folder(smoke_run, step)
+    data = json.loads((folder / "denoise.json").read_text())
+
+    assert data["smoke"] is True
+    assert [record["megapixels"] for record in data["results"]] == [0.05, 0.1]
+    for record in data["results"]:
+        assert record["seconds_per_megapixel"] > 0
+        assert record["peak_rss_mib"] > 0
+        assert record["precision"] in {"bf16", "fp32", "int8"}
+        # Smoke images fit one tile, so tiled and whole passes are identical.
+        assert record["tiled_vs_whole_max_difference_levels"] == 0
+        assert record["tiled_psnr_db"] > record["noisy_psnr_db"] + 3.0
+    if step == "denoise_1_thread":
+        assert {record["threads"] for record in data["results"]} == {1}
+
+
+def test_run_all_report(smoke_run: Path) -> None:
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    report = (smoke_run / "report.md").read_text()
+
+    names = [step["name"] for step in summary["steps"]]
+    expected = [
+        name for name in run_all.STEP_NAMES if SERVERS_UP or name not in PLATFORM_STEPS
+    ]
+    assert names == expected
+    assert all(step["returncode"] == 0 for step in summary["steps"])
+    headlines = summary["headlines"]
+    assert len(headlines["conversion"]["per_core"]) == 2
+    assert headlines["conversion"]["operation_cpu_ratios"]["conversions"] == 12
+    assert len(headlines["denoise"]) == 4
+    assert report.startswith("# PixTools benchmarks, one run")
+    assert "## Headlines" in report
+    assert "### Operation overhead" in report or "## Operation overhead" in report
+    for name in names:
+        assert f"| {name} | 0 |" in report
+    if SERVERS_UP:
+        assert [row["scenario"] for row in headlines["load_scenarios"]] == list(
+            bench_load_scenarios.SCENARIO_NAMES
+        )
+        assert all(row["ok"] for row in headlines["load_scenarios"])
+        assert {row["worker"] for row in headlines["ingest"]} == {False, True}
+        assert len(headlines["job_overhead"]) == len(bench_job_overhead.JOB_KINDS)

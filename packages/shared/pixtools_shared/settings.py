@@ -192,8 +192,9 @@ class Settings(BaseSettings):
     """Pixels shared by neighbouring tiles; must be even."""
     TORCH_THREADS: int | None = Field(default=None, ge=1)
     """Threads of torch; None uses the CPU share of the process."""
-    DENOISE_PRECISION: Literal["auto", "bf16", "fp32"] = "auto"
-    """Inference precision; auto picks bf16 only where it measures faster."""
+    DENOISE_PRECISION: Literal["auto", "bf16", "fp32", "int8"] = "auto"
+    """Inference precision. auto picks bf16 where it measures faster than fp32,
+    else int8 when the int8 weights sit beside the model, else fp32."""
     ML_WORKER_CONCURRENCY: int = Field(default=1, ge=1)
     """Processes of the ML worker."""
     DENOISE_TIME_BASE_SECONDS: float = Field(default=60.0, gt=0)

@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, help="torch threads (default: CPU share)"
     )
-    parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32")
+    parser.add_argument("--precision", default="auto", help="auto, bf16, fp32 or int8")
     parser.add_argument(
         "--tile-size", type=int, default=0, help="0 = whole image (default)"
     )

@@ -30,8 +30,15 @@ from torch.nn import functional
 
 from pixtools_shared.errors import ImageTooLargeError, PixToolsError
 from pixtools_worker_ml.model import DenoiseNet
+from pixtools_worker_ml.quantize import (
+    QuantizedWeightsError,
+    int8_supported,
+    load_quantized,
+)
 from pixtools_worker_ml.runtime import (
+    bfloat16_is_fast,
     configure_threads,
+    parse_precision,
     resolve_precision,
     to_channels_last,
 )
@@ -102,6 +109,26 @@ def bundled_weights_path() -> Iterator[Path]:
         yield path
 
 
+def load_int8(
+    model: DenoiseNet, weights_path: Path, *, required: bool
+) -> torch.nn.Module | None:
+    """Load the int8 graph saved beside ``weights_path``.
+
+    Returns None when it is not ``required`` and cannot be loaded.
+    """
+    if not required and not int8_supported():
+        return None
+    try:
+        return load_quantized(model, weights_path)
+    except QuantizedWeightsError as error:
+        if required:
+            raise
+        logger.warning(
+            "int8_weights_unavailable", path=str(weights_path), error=str(error)
+        )
+        return None
+
+
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -153,14 +180,20 @@ class Denoiser:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         precision: str = DEFAULT_PRECISION,
         threads: int | None = None,
+        quantized: torch.nn.Module | None = None,
     ) -> None:
         self.threads = configure_threads(threads)
-        self.precision = resolve_precision(precision)
+        self.precision = resolve_precision(precision, quantized is not None)
         self.tiles = tiles or TileOptions()
         self.max_pixels = max_pixels
         self.scale = model.config.scale
         self.model = to_channels_last(model.eval())
         self.model.requires_grad_(False)
+        # The network that runs: the int8 graph, or the float model (fp32, bf16).
+        # resolve_precision only returns int8 when a quantized graph was given.
+        self.network: torch.nn.Module = self.model
+        if self.precision == "int8" and quantized is not None:
+            self.network = quantized
         logger.info(
             "denoiser_loaded",
             threads=self.threads,
@@ -181,18 +214,31 @@ class Denoiser:
         precision: str = DEFAULT_PRECISION,
         threads: int | None = None,
     ) -> Denoiser:
-        """Load ``weights_path``, or the weights bundled in the package when None."""
-        if weights_path is not None:
+        """Load ``weights_path``, or the weights bundled in the package when None.
+
+        With precision int8, or auto on a CPU where bfloat16 is slow, the int8
+        state saved beside the weights is loaded too. auto falls back to fp32
+        when there is none; an explicit int8 raises QuantizedWeightsError.
+        """
+        requested = parse_precision(precision)
+        if requested == "auto" and bfloat16_is_fast():
+            requested = "bf16"
+        with contextlib.ExitStack() as stack:
+            if weights_path is None:
+                weights_path = stack.enter_context(bundled_weights_path())
             model = load_weights(weights_path)
-        else:
-            with bundled_weights_path() as path:
-                model = load_weights(path)
+            quantized = None
+            if requested in ("auto", "int8"):
+                required = requested == "int8"
+                quantized = load_int8(model, weights_path, required=required)
+                requested = "fp32" if quantized is None else "int8"
         return cls(
             model,
             tiles=tiles,
             max_pixels=max_pixels,
-            precision=precision,
+            precision=requested,
             threads=threads,
+            quantized=quantized,
         )
 
     @classmethod
@@ -230,7 +276,7 @@ class Denoiser:
         tensor = tensor.contiguous(memory_format=torch.channels_last)
         use_bf16 = self.precision == "bf16"
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, use_bf16):
-            restored = self.model(tensor).float()
+            restored = self.network(tensor).float()
         restored = restored[0, :, :height, :width].permute(1, 2, 0)
         return restored.numpy()
 

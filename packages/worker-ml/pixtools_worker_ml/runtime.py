@@ -121,13 +121,30 @@ def bfloat16_is_fast(repeats: int = 4, rounds: int = 5) -> bool:
     return fast
 
 
-def resolve_precision(setting: str) -> str:
-    """Map a precision setting (auto, bf16, fp32) to the precision to run in."""
+PRECISIONS = ("auto", "bf16", "fp32", "int8")
+
+
+def parse_precision(setting: str) -> str:
+    """Normalise a precision setting to one of PRECISIONS."""
     value = setting.strip().lower()
-    if value in {"bf16", "bfloat16"}:
-        return "bf16"
-    if value in {"fp32", "float32"}:
-        return "fp32"
+    aliases = {"bfloat16": "bf16", "float32": "fp32"}
+    value = aliases.get(value, value)
+    if value not in PRECISIONS:
+        raise ValueError(f"precision must be auto, bf16, fp32 or int8, got {setting!r}")
+    return value
+
+
+def resolve_precision(setting: str, int8_available: bool = False) -> str:
+    """Map a precision setting to the precision to run in.
+
+    auto picks bf16 where it measures fast, else int8 when quantized weights are
+    available, else fp32. An explicit int8 needs ``int8_available``.
+    """
+    value = parse_precision(setting)
+    if value == "int8" and not int8_available:
+        raise ValueError("precision int8 needs quantized weights, and none are loaded")
     if value != "auto":
-        raise ValueError(f"precision must be auto, bf16 or fp32, got {setting!r}")
-    return "bf16" if bfloat16_is_fast() else "fp32"
+        return value
+    if bfloat16_is_fast():
+        return "bf16"
+    return "int8" if int8_available else "fp32"

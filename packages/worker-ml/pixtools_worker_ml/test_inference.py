@@ -20,7 +20,8 @@ from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
 
 @pytest.fixture(scope="module")
 def whole() -> Denoiser:
-    return Denoiser.load(tiles=TileOptions(0, 0), threads=1)
+    # fp32 on every CPU, so the tiled copies below run the same network.
+    return Denoiser.load(tiles=TileOptions(0, 0), precision="fp32", threads=1)
 
 
 def noisy_pair(height: int, width: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:

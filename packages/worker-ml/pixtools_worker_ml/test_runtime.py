@@ -45,6 +45,11 @@ def test_choose_threads_order(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_resolve_precision_values() -> None:
     assert resolve_precision("fp32") == "fp32"
     assert resolve_precision("BF16") == "bf16"
+    assert resolve_precision("float32") == "fp32"
     assert resolve_precision("auto") in {"bf16", "fp32"}
-    with pytest.raises(ValueError, match="auto, bf16 or fp32"):
+    assert resolve_precision("auto", int8_available=True) in {"bf16", "int8"}
+    assert resolve_precision("INT8", int8_available=True) == "int8"
+    with pytest.raises(ValueError, match="needs quantized weights"):
+        resolve_precision("int8")
+    with pytest.raises(ValueError, match="auto, bf16, fp32 or int8"):
         resolve_precision("fp16")

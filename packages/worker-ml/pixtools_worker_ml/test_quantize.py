@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pixtools_worker_ml.data import add_gaussian_noise, psnr_uint8
+from pixtools_worker_ml.inference import (
+    Denoiser,
+    TileOptions,
+    bundled_weights_path,
+    load_int8,
+)
+from pixtools_worker_ml.quantize import (
+    QuantizedWeightsError,
+    calibration_batches,
+    int8_path_for,
+    load_quantized,
+    quantize,
+    save_quantized,
+)
+from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
+from pixtools_worker_ml.weights_io import load_weights
+
+pytestmark = pytest.mark.skipif(
+    "onednn" not in torch.backends.quantized.supported_engines,
+    reason="this torch build has no oneDNN quantized engine",
+)
+
+
+@pytest.fixture(scope="module")
+def float_and_int8() -> tuple[Denoiser, Denoiser]:
+    whole = TileOptions(0, 0)
+    fp32 = Denoiser.load(tiles=whole, precision="fp32", threads=1)
+    int8 = Denoiser.load(tiles=whole, precision="int8", threads=1)
+    return fp32, int8
+
+
+@pytest.fixture
+def weights_copy(tmp_path: Path) -> Path:
+    """The bundled float32 weights and their JSON, copied into tmp_path."""
+    with bundled_weights_path() as bundled:
+        target = tmp_path / "model.pt"
+        shutil.copyfile(bundled, target)
+        shutil.copyfile(bundled.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+def test_bundled_int8_close_to_fp32(
+    float_and_int8: tuple[Denoiser, Denoiser],
+) -> None:
+    fp32, int8 = float_and_int8
+    clean = synthetic_photo(160, 200)
+    noisy = add_gaussian_noise(clean, 25.0, seed=7)
+
+    fp32_output = fp32.denoise_array(noisy)
+    int8_output = int8.denoise_array(noisy)
+
+    assert int8.precision == "int8"
+    noisy_psnr = psnr_uint8(noisy, clean)
+    fp32_psnr = psnr_uint8(fp32_output, clean)
+    int8_psnr = psnr_uint8(int8_output, clean)
+    assert int8_psnr > noisy_psnr + 3.0, (noisy_psnr, int8_psnr)
+    # Calibrated int8 lost 0.04 to 0.16 dB on CBSD68; 0.5 dB means broken scales.
+    assert int8_psnr > fp32_psnr - 0.5, (fp32_psnr, int8_psnr)
+    assert psnr_uint8(int8_output, fp32_output) > 38.0
+
+
+def test_int8_tiles_match_whole_image(
+    float_and_int8: tuple[Denoiser, Denoiser],
+) -> None:
+    _, int8 = float_and_int8
+    noisy = add_gaussian_noise(synthetic_photo(150, 190), 15.0, seed=3)
+    tiled = Denoiser(
+        int8.model,
+        tiles=TileOptions(64, 32),
+        precision="int8",
+        threads=1,
+        quantized=int8.network,
+    )
+
+    whole_output = int8.denoise_array(noisy)
+    tiled_output = tiled.denoise_array(noisy)
+
+    assert np.abs(whole_output - tiled_output).max() < 0.02
+
+
+def test_saved_int8_graph_reloads(weights_copy: Path) -> None:
+    model = load_weights(weights_copy)
+    batches = [
+        torch.from_numpy(add_gaussian_noise(synthetic_photo(48, 48), sigma, seed=i))
+        .permute(2, 0, 1)[None]
+        .contiguous()
+        for i, sigma in enumerate((10.0, 30.0, 50.0))
+    ]
+    quantized = quantize(model, batches)
+
+    path = save_quantized(quantized, weights_copy, {"crops": 3})
+    loaded = load_quantized(load_weights(weights_copy), weights_copy)
+
+    assert path == weights_copy.with_name("model-int8.pt")
+    description = json.loads(path.with_suffix(".json").read_text())
+    assert description["source_weights"] == "model.pt"
+    assert description["calibration"] == {"crops": 3}
+    sample = batches[1]
+    with torch.inference_mode():
+        assert torch.equal(quantized(sample), loaded(sample))
+
+
+def test_stale_int8_weights_rejected(weights_copy: Path) -> None:
+    model = load_weights(weights_copy)
+    batch = torch.rand(1, 3, 32, 32)
+    save_quantized(quantize(model, [batch]), weights_copy, {})
+    state = torch.load(weights_copy, weights_only=True)
+    state["head.bias"] = state["head.bias"] + 0.01
+    torch.save(state, weights_copy)
+
+    with pytest.raises(QuantizedWeightsError, match="run python -m"):
+        load_quantized(model, weights_copy)
+    assert load_int8(model, weights_copy, required=False) is None
+    with pytest.raises(QuantizedWeightsError):
+        load_int8(model, weights_copy, required=True)
+
+
+def test_missing_int8_files(weights_copy: Path) -> None:
+    model = load_weights(weights_copy)
+
+    assert not int8_path_for(weights_copy).exists()
+    with pytest.raises(QuantizedWeightsError, match="int8 weights not found"):
+        Denoiser.load(weights_copy, precision="int8", threads=1)
+    assert load_int8(model, weights_copy, required=False) is None
+    assert Denoiser.load(weights_copy, precision="fp32", threads=1).precision == "fp32"
+
+
+def test_calibration_crops_repeat(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for index in range(3):
+        pixels = to_uint8(synthetic_photo(90 + index * 10, 120))
+        Image.fromarray(pixels, "RGB").save(tmp_path / f"photo{index}.png")
+
+    first = list(calibration_batches(tmp_path, 5, 64, seed=11))
+    second = list(calibration_batches(tmp_path, 5, 64, seed=11))
+
+    assert len(first) == 5
+    assert all(batch.shape == (1, 3, 64, 64) for batch in first)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    # Noise is added unclipped, as at evaluation.
+    assert min(float(batch.min()) for batch in first) < 0.0
