@@ -16,6 +16,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -100,6 +101,25 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return details
 
 
+class DatabaseUnavailableError(PixToolsError):
+    """Error for a database that rejected or dropped the connection, or a full pool."""
+
+    code = "database-unavailable"
+    http_status = 503
+    default_message = (
+        "The database is unavailable; retry the request after the time in Retry-After."
+    )
+
+
+# SQLAlchemy's classes for a server that cannot be reached (OperationalError,
+# InterfaceError wrap the driver's connection errors) and for a full pool.
+DATABASE_UNAVAILABLE_ERRORS = (
+    sqlalchemy_errors.OperationalError,
+    sqlalchemy_errors.InterfaceError,
+    sqlalchemy_errors.TimeoutError,
+)
+
+
 # Retry-After of a 503 whose error does not name its own wait.
 DEFAULT_RETRY_AFTER_SECONDS = 5
 
@@ -162,6 +182,19 @@ async def handle_client_disconnect(request: Request, exc: Exception) -> JSONResp
     return error_response(400, "client-disconnected", "The client disconnected.")
 
 
+async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DATABASE_UNAVAILABLE_ERRORS)
+    # The driver's message names the host and port, so it goes to the log only.
+    original = getattr(exc, "orig", None) or exc
+    logger.error(
+        "database_unavailable",
+        path=request.url.path,
+        error_type=type(original).__name__,
+        error=str(original).strip()[:500],
+    )
+    return pixtools_error_response(DatabaseUnavailableError())
+
+
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error(
         "request_failed",
@@ -178,4 +211,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(ClientDisconnect, handle_client_disconnect)
+    for error_class in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_class, handle_database_error)
     app.add_exception_handler(Exception, handle_unexpected_error)

@@ -20,6 +20,8 @@ const ADVICE = {
   "network-error": "Check your connection and submit again. Retries reuse the same request key, so no duplicate job is created.",
   "internal-error": "The service failed. Wait a moment and try again.",
   "service-unavailable": "The service is busy or restarting. Wait a moment and try again.",
+  "database-unavailable": "The service's database is not responding. Wait a moment and submit again; retries reuse the same request key, so no duplicate job is created.",
+  "backlog-full": "The service has too much queued work right now. Wait a minute and try again.",
 };
 
 const STATUS_ADVICE = {
