@@ -149,13 +149,13 @@ def markdown(records: list[dict[str, Any]], machine: str, tiles: str) -> str:
     lines = [
         f"Machine: {machine}. Tiles: {tiles}.",
         "",
-        "| image | seconds | s/MP | peak RSS (MiB) | threads | precision |",
+        "| image | seconds | ms/MP | peak RSS (MiB) | threads | precision |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for record in records:
         lines.append(
             f"| {record['megapixels']} MP ({record['width']}x{record['height']}) | "
-            f"{record['seconds']} | {record['seconds_per_megapixel']} | "
+            f"{record['seconds']} | {record['seconds_per_megapixel'] * 1000:.0f} | "
             f"{record['peak_rss_mib']} | {record['threads']} | {record['precision']} |"
         )
     for record in records:

@@ -225,7 +225,7 @@ def headline_markdown(figures: dict[str, Any]) -> list[str]:
                     "MP",
                     "threads",
                     "precision",
-                    "s/MP",
+                    "ms/MP",
                     "peak RSS MiB",
                     "tiled vs whole dB",
                 ],
@@ -234,7 +234,7 @@ def headline_markdown(figures: dict[str, Any]) -> list[str]:
                         row["megapixels"],
                         row["threads"],
                         row["precision"],
-                        row["seconds_per_megapixel"],
+                        round(row["seconds_per_megapixel"] * 1000),
                         row["peak_rss_mib"],
                         None
                         if row["tiled_vs_whole_db"] is None

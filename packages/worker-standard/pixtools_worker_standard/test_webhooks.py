@@ -148,6 +148,29 @@ def test_delivered_signed_event(webhook_env: Settings, worker_app: Celery) -> No
     assert operations["jpg"]["error"] is None
 
 
+def test_reopened_job_gets_new_webhook_id(
+    webhook_env: Settings, worker_app: Celery
+) -> None:
+    with ScriptedServer([Reply(200), Reply(200)]) as receiver:
+        job_id = finished_job(webhook_env, receiver.url())
+        assert deliver_webhook.apply(args=[job_id]).get() == "DELIVERED"
+        # What a dead-letter replay leaves once the reopened job finishes again.
+        with session_scope() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(reopen_count=1, webhook_status="PENDING", webhook_attempts=0)
+            )
+        assert deliver_webhook.apply(args=[job_id]).get() == "DELIVERED"
+
+    first, second = (request.headers["webhook-id"] for request in receiver.requests)
+    assert first == f"job_completed_{job_id}"
+    assert second == f"job_completed_{job_id}_reopen1"
+    assert reference_signature_valid(
+        SIGNING_SECRET, receiver.requests[1].headers, receiver.requests[1].body
+    )
+
+
 def test_failed_job_sends_failed_event(
     webhook_env: Settings, worker_app: Celery
 ) -> None:

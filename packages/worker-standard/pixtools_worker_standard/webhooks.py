@@ -62,8 +62,16 @@ def event_type_of(job: Job) -> str:
 
 
 def message_id_of(job: Job, event_type: str) -> str:
-    """Return the ``webhook-id``: one value per job and event, kept across retries."""
-    return f"{event_type.replace('.', '_')}_{job.id}"
+    """Return the ``webhook-id``: one value per job and event, kept across retries.
+
+    A job reopened by a dead-letter replay finishes again and sends a new event,
+    so its id carries the reopen count: receivers that drop repeated ids would
+    otherwise drop the outcome of the replay.
+    """
+    message_id = f"{event_type.replace('.', '_')}_{job.id}"
+    if job.reopen_count:
+        message_id += f"_reopen{job.reopen_count}"
+    return message_id
 
 
 def build_event(job: Job, now: datetime) -> dict[str, Any]:
