@@ -33,6 +33,10 @@ from sqlalchemy.orm import Session
 from pixtools_shared.broker_topology import declare_dead_letter_topology
 from pixtools_shared.db.models import OutboxMessage, utc_now
 from pixtools_shared.db.session import session_scope
+from pixtools_shared.observability.tracing import (
+    attached_trace_carrier,
+    current_trace_carrier,
+)
 from pixtools_shared.retry import backoff_seconds
 from pixtools_shared.settings import Settings, get_settings
 from pixtools_shared.tasks import TASK_QUEUES, task_for_operation
@@ -79,6 +83,7 @@ def enqueue(
         created_at=now,
         available_at=now + timedelta(seconds=max(0.0, delay_seconds)),
         attempts=0,
+        trace_context=current_trace_carrier() or None,
     )
     session.add(message)
     return message
@@ -128,6 +133,7 @@ class _Claimed:
     args: list[Any]
     retries: int
     attempts: int
+    trace_context: dict[str, str] | None
 
 
 def _claim(
@@ -175,6 +181,7 @@ def _claim(
                     args=list(row.args),
                     retries=row.retries,
                     attempts=row.attempts,
+                    trace_context=row.trace_context,
                 )
             )
     return claimed
@@ -199,15 +206,17 @@ def _ensure_topology(celery_app: Celery, settings: Settings) -> None:
 def _publish(
     celery_app: Celery, producer: Any, message: _Claimed, timeout: float
 ) -> None:
-    celery_app.send_task(
-        message.task_name,
-        args=message.args,
-        task_id=message.task_id,
-        queue=message.queue,
-        retries=message.retries,
-        producer=producer,
-        confirm_timeout=timeout,
-    )
+    # The publish joins the trace that wrote the row, also when beat relays it.
+    with attached_trace_carrier(message.trace_context):
+        celery_app.send_task(
+            message.task_name,
+            args=message.args,
+            task_id=message.task_id,
+            queue=message.queue,
+            retries=message.retries,
+            producer=producer,
+            confirm_timeout=timeout,
+        )
 
 
 def _record(

@@ -276,6 +276,8 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     """Publish attempts, the successful one included."""
     last_error: Mapped[str | None] = mapped_column(Text)
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    """W3C trace headers (``traceparent``, ``tracestate``) of the writer's span."""
 
     __table_args__ = (
         Index("ix_outbox_messages_sent_at_available_at", "sent_at", "available_at"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 
-from pixtools_shared.db.session import create_db_engine
+from pixtools_shared import jobs, outbox
+from pixtools_shared.celery_app import create_celery_app
+from pixtools_shared.db.session import create_db_engine, session_scope
 from pixtools_shared.observability import tracing
+from pixtools_shared.operations import parse_operation_request
+from pixtools_shared.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -186,3 +191,37 @@ def test_traced_http_post_records_status(spans: InMemorySpanExporter) -> None:
 def test_traced_http_post_without_tracing() -> None:
     assert tracing.tracer_provider() is None
     assert _post(_Target("hooks.example.com", 443), 200) == _Response(200)
+
+
+def test_relayed_message_joins_writer_trace(
+    spans: InMemorySpanExporter, configured_env: Settings
+) -> None:
+    provider = tracing.tracer_provider()
+    assert provider is not None
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("request") as request, session_scope() as session:
+        job = jobs.create_job(
+            session,
+            operations=parse_operation_request('["png"]'),
+            source=jobs.SourceInfo("in.png", "PNG", 4, 4, 10),
+            settings=configured_env,
+        )
+        job_id = job.id
+
+    # Beat relays the row later, outside the request's span.
+    app = create_celery_app(configured_env)
+    try:
+        report = outbox.relay(app, job_id=job_id, settings=configured_env)
+    finally:
+        app.close()
+
+    assert report.sent == 1
+    [path] = configured_env.broker_folder.iterdir()
+    headers = json.loads(path.read_text())["headers"]
+    request_trace = format(request.get_span_context().trace_id, "032x")
+    assert tracing.trace_id_from_traceparent(headers["traceparent"]) == request_trace
+    [publish] = [
+        span for span in spans.get_finished_spans() if span.name.startswith("apply_")
+    ]
+    assert publish.parent is not None
+    assert publish.parent.span_id == request.get_span_context().span_id
