@@ -521,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     last_checkpoint = time.monotonic()
     losses: list[float] = []
     window_start = time.monotonic()
+    window_first_step = trainer.step
     while not stop_flag.stop and time.monotonic() < deadline:
         if args.max_steps is not None and trainer.step >= args.max_steps:
             break
@@ -537,9 +538,11 @@ def main(argv: list[str] | None = None) -> int:
                 step=trainer.step,
                 loss=float(np.mean(losses[-100:])) if losses else None,
                 lr=trainer.scheduler.get_last_lr()[0],
-                steps_per_second=round(100 / window, 3),
+                # A resumed run's first window may hold fewer than 100 steps.
+                steps_per_second=round((trainer.step - window_first_step) / window, 3),
             )
             window_start = time.monotonic()
+            window_first_step = trainer.step
 
         if trainer.step % train_config.validation_every == 0:
             mean_loss = float(np.mean(losses)) if losses else None
