@@ -164,3 +164,13 @@ def test_tile_spans_partition_length(length: int, tile: int, overlap: int) -> No
         assert input_start <= core_start < core_end <= input_end <= length
         assert core_start % 2 == 0
         assert input_start % 2 == 0
+
+
+@pytest.mark.parametrize("length", [1155, 1156, 4243, 600])
+def test_tile_windows_share_one_size(length: int) -> None:
+    spans = tile_spans(length, 512, 32, align=2)
+    sizes = [input_end - input_start for _, _, input_start, input_end in spans]
+
+    assert len(spans) == -(-length // 512)
+    assert set(sizes[:-1]) <= {576}
+    assert 576 <= sizes[-1] <= 577
