@@ -47,7 +47,7 @@ class Step:
     smoke_options: tuple[str, ...] = ("--smoke",)
     report: str = "results.md"
     takes: tuple[str, ...] = field(default=())
-    """Which of --thumbor-python and --avif-plugin-python the script accepts."""
+    """Options among --thumbor-python and --avif-plugin-python that the script takes."""
 
 
 STEPS = (
@@ -93,8 +93,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def selected_steps(arguments: argparse.Namespace) -> list[Step]:
-    wanted = set(arguments.only or STEP_NAMES) - set(arguments.skip)
-    return [step for step in STEPS if step.name in wanted]
+    requested = set(arguments.only or STEP_NAMES) - set(arguments.skip)
+    return [step for step in STEPS if step.name in requested]
 
 
 def step_command(step: Step, arguments: argparse.Namespace, folder: Path) -> list[str]:
