@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -37,10 +37,9 @@ from pixtools_worker_ml.quantize import (
     load_quantized,
 )
 from pixtools_worker_ml.runtime import (
-    bfloat16_is_fast,
     configure_threads,
+    fastest_choice,
     parse_precision,
-    resolve_precision,
     to_channels_last,
 )
 from pixtools_worker_ml.weights_io import load_weights
@@ -54,6 +53,8 @@ DEFAULT_MAX_PIXELS = 16_000_000
 DEFAULT_PRECISION = "auto"
 DEFAULT_TIME_BASE_SECONDS = 60.0
 DEFAULT_SECONDS_PER_MEGAPIXEL = 10.0
+# Side of the noisy square that precision auto times each precision on.
+PROBE_SIZE = 192
 
 
 class DenoiseTimeoutError(PixToolsError):
@@ -139,30 +140,63 @@ def tile_spans(
 ) -> list[tuple[int, int, int, int]]:
     """Split ``[0, length)`` into (core_start, core_end, input_start, input_end).
 
-    Every input window has the same size, ``tile + 2 * overlap``: a window at the
-    image edge is moved inwards rather than cut, so it gets more context on its
-    inner side. oneDNN builds its kernels for each input shape, and one shape per
-    image keeps it from rebuilding them tile after tile. Core and input starts
-    fall on multiples of ``align``, so the tiles see the same pixel-unshuffle
-    phase as a whole-image pass. The last input end is ``length`` itself, which
-    may be odd, so the last window may be up to ``align - 1`` pixels longer.
+    Input windows are at most ``tile + 2 * overlap`` long, and the fewest windows
+    that fit are spread evenly over the length, so they all share one size (the
+    last may be up to ``align - 1`` pixels longer, to end at an odd ``length``).
+    oneDNN builds its kernels for each input shape, and one shape per image keeps it
+    from rebuilding them tile after tile. Neighbouring windows overlap by at least
+    ``2 * overlap`` and the core boundary sits in the middle, so every core has at
+    least ``overlap`` pixels of real context on each inner side. Even spreading
+    keeps the extra work near ``2 * overlap`` per boundary: a 1155-pixel side with
+    512-pixel tiles and 32 of overlap runs three windows of 428 pixels (1285 in
+    all, the last one a pixel longer), where fixed 576-pixel windows ran 1729.
+    Starts fall on multiples of ``align``, so the tiles see the same
+    pixel-unshuffle phase as a whole-image pass.
     """
-    if tile <= 0 or tile >= length:
-        return [(0, length, 0, length)]
-    tile = round_up(tile, align)
     overlap = round_up(overlap, align)
-    window = tile + 2 * overlap
-    last_start = (length - window) // align * align
-    if last_start <= 0:
-        # One window covers (almost) everything, so one pass does.
+    longest = round_up(tile, align) + 2 * overlap
+    if tile <= 0 or length <= longest:
         return [(0, length, 0, length)]
-    spans = []
-    for core_start in range(0, length, tile):
-        core_end = min(core_start + tile, length)
-        input_start = min(max(0, core_start - overlap), last_start)
-        input_end = length if input_start == last_start else input_start + window
-        spans.append((core_start, core_end, input_start, input_end))
-    return spans
+
+    count = -(-(length - 2 * overlap) // round_up(tile, align))
+    window = round_up(-(-(length + (count - 1) * 2 * overlap) // count), align)
+    while True:
+        spans = _spread_windows(length, count, window, align)
+        if _context_is_enough(spans, length, overlap):
+            return spans
+        window += align
+
+
+def _spread_windows(
+    length: int, count: int, window: int, align: int
+) -> list[tuple[int, int, int, int]]:
+    last_start = (length - window) // align * align
+    starts = [
+        last_start * index // (count - 1) // align * align for index in range(count)
+    ]
+    ends = [start + window for start in starts[:-1]] + [length]
+    cuts = [0]
+    for index in range(count - 1):
+        middle = (starts[index + 1] + ends[index]) // 2
+        cuts.append(middle // align * align)
+    cuts.append(length)
+    return [
+        (cuts[index], cuts[index + 1], starts[index], ends[index])
+        for index in range(count)
+    ]
+
+
+def _context_is_enough(
+    spans: list[tuple[int, int, int, int]], length: int, overlap: int
+) -> bool:
+    for core_start, core_end, input_start, input_end in spans:
+        if core_start >= core_end:
+            return False
+        if core_start > 0 and core_start - input_start < overlap:
+            return False
+        if core_end < length and input_end - core_end < overlap:
+            return False
+    return True
 
 
 def time_budget_seconds(
@@ -193,14 +227,20 @@ class Denoiser:
         quantized: torch.nn.Module | None = None,
     ) -> None:
         self.threads = configure_threads(threads)
-        self.precision = resolve_precision(precision, quantized is not None)
         self.tiles = tiles or TileOptions()
         self.max_pixels = max_pixels
         self.scale = model.config.scale
         self.model = to_channels_last(model.eval())
         self.model.requires_grad_(False)
+        self.quantized = quantized
+        self.precision = parse_precision(precision)
+        if self.precision == "int8" and quantized is None:
+            raise ValueError(
+                "precision int8 needs quantized weights, and none are loaded"
+            )
+        if self.precision == "auto":
+            self.precision = self.fastest_precision()
         # The network that runs: the int8 graph, or the float model (fp32, bf16).
-        # resolve_precision only returns int8 when a quantized graph was given.
         self.network: torch.nn.Module = self.model
         if self.precision == "int8" and quantized is not None:
             self.network = quantized
@@ -226,13 +266,11 @@ class Denoiser:
     ) -> Denoiser:
         """Load ``weights_path``, or the weights bundled in the package when None.
 
-        With precision int8, or auto on a CPU where bfloat16 is slow, the int8
-        state saved beside the weights is loaded too. auto falls back to fp32
-        when there is none; an explicit int8 raises QuantizedWeightsError.
+        With precision int8 or auto, the int8 state saved beside the weights is
+        loaded too. auto then times the precisions it has (see fastest_precision);
+        an explicit int8 without the int8 state raises QuantizedWeightsError.
         """
         requested = parse_precision(precision)
-        if requested == "auto" and bfloat16_is_fast():
-            requested = "bf16"
         with contextlib.ExitStack() as stack:
             if weights_path is None:
                 weights_path = stack.enter_context(bundled_weights_path())
@@ -241,7 +279,6 @@ class Denoiser:
             if requested in ("auto", "int8"):
                 required = requested == "int8"
                 quantized = load_int8(model, weights_path, required=required)
-                requested = "fp32" if quantized is None else "int8"
         return cls(
             model,
             tiles=tiles,
@@ -263,6 +300,33 @@ class Denoiser:
             threads=settings.TORCH_THREADS,
         )
 
+    def fastest_precision(self) -> str:
+        """Time the network on a small noisy square in each precision, pick one.
+
+        The candidates are fp32, bf16, and int8 when the quantized graph is
+        loaded. Which one wins depends on the CPU: bfloat16 is fast only with
+        native support (AVX-512 BF16 or AMX) and slower than fp32 where oneDNN
+        emulates it, and int8 is fast with AVX-512 VNNI.
+        """
+        probe = np.random.default_rng(0).integers(
+            0, 256, (PROBE_SIZE, PROBE_SIZE, 3), dtype=np.uint8
+        )
+        candidates = ["fp32", "bf16"] + (["int8"] if self.quantized is not None else [])
+
+        def timed(name: str) -> Callable[[], object]:
+            network = self.quantized if name == "int8" else self.model
+            assert network is not None
+            return lambda: self.forward(network, probe, name == "bf16")
+
+        chosen, seconds = fastest_choice({name: timed(name) for name in candidates})
+        logger.info(
+            "precision_probe",
+            chosen=chosen,
+            seconds={name: round(value, 4) for name, value in seconds.items()},
+            probe_size=PROBE_SIZE,
+        )
+        return chosen
+
     def check_size(self, width: int, height: int) -> None:
         if width * height > self.max_pixels:
             raise ImageTooLargeError(
@@ -272,6 +336,11 @@ class Denoiser:
 
     def run_tile(self, tile: NDArray[Any]) -> NDArray[np.float32]:
         """Denoise one HxWx3 tile (uint8 or float on [0, 1]) into unclipped floats."""
+        return self.forward(self.network, tile, self.precision == "bf16")
+
+    def forward(
+        self, network: torch.nn.Module, tile: NDArray[Any], use_bf16: bool
+    ) -> NDArray[np.float32]:
         values = tile.astype(np.float32, copy=True)
         if tile.dtype == np.uint8:
             values /= 255.0
@@ -287,9 +356,8 @@ class Denoiser:
             tensor = functional.pad(tensor, (0, pad_right, 0, pad_bottom), "replicate")
 
         tensor = tensor.contiguous(memory_format=torch.channels_last)
-        use_bf16 = self.precision == "bf16"
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, use_bf16):
-            restored = self.network(tensor).float()
+            restored = network(tensor).float()
         restored = restored[0, :, :height, :width].permute(1, 2, 0)
         return restored.numpy()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -148,3 +149,25 @@ def resolve_precision(setting: str, int8_available: bool = False) -> str:
     if bfloat16_is_fast():
         return "bf16"
     return "int8" if int8_available else "fp32"
+
+
+def fastest_choice(
+    candidates: Mapping[str, Callable[[], object]], rounds: int = 3
+) -> tuple[str, dict[str, float]]:
+    """Run every candidate once to warm it up, then in alternating rounds.
+
+    Returns the name with the lowest fastest round and the fastest round of each
+    in seconds. Alternating rounds and the minimum keep a busy neighbour on a
+    shared CPU from deciding the result.
+    """
+    if not candidates:
+        raise ValueError("fastest_choice needs at least one candidate")
+    for run in candidates.values():
+        run()
+    best: dict[str, float] = dict.fromkeys(candidates, math.inf)
+    for _ in range(rounds):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return min(best, key=lambda name: best[name]), best

@@ -54,7 +54,9 @@ def test_uint8_image_beats_noisy_input(whole: Denoiser) -> None:
 
 def test_tiled_matches_whole_image(whole: Denoiser) -> None:
     noisy, clean = noisy_pair(150, 190, 25.0)
-    tiled = Denoiser(whole.model, tiles=TileOptions(48, 32), threads=1)
+    tiled = Denoiser(
+        whole.model, tiles=TileOptions(48, 32), precision="fp32", threads=1
+    )
 
     whole_output = whole.denoise_array(noisy)
     tiled_output = tiled.denoise_array(noisy)
@@ -67,7 +69,9 @@ def test_tiled_matches_whole_image(whole: Denoiser) -> None:
 def test_tiled_uint8_output_matches(whole: Denoiser) -> None:
     noisy, _clean = noisy_pair(97, 131, 15.0)
     source = to_uint8(noisy)
-    tiled = Denoiser(whole.model, tiles=TileOptions(32, 32), threads=1)
+    tiled = Denoiser(
+        whole.model, tiles=TileOptions(32, 32), precision="fp32", threads=1
+    )
 
     whole_output = whole.denoise_array(source)
     tiled_output = tiled.denoise_array(source)
@@ -166,11 +170,34 @@ def test_tile_spans_partition_length(length: int, tile: int, overlap: int) -> No
         assert input_start % 2 == 0
 
 
-@pytest.mark.parametrize("length", [1155, 1156, 4243, 600])
+@pytest.mark.parametrize("length", [1155, 1156, 4243, 600, 3000, 5657])
 def test_tile_windows_share_one_size(length: int) -> None:
     spans = tile_spans(length, 512, 32, align=2)
     sizes = [input_end - input_start for _, _, input_start, input_end in spans]
 
-    assert len(spans) == -(-length // 512)
-    assert set(sizes[:-1]) <= {576}
-    assert 576 <= sizes[-1] <= 577
+    assert len(spans) == -(-(length - 64) // 512)
+    assert len(set(sizes[:-1])) == 1
+    assert sizes[0] <= sizes[-1] <= sizes[0] + 1
+    assert sizes[0] <= 576
+
+
+@pytest.mark.parametrize("tile", [16, 64, 100, 512])
+@pytest.mark.parametrize("overlap", [0, 8, 32])
+def test_tile_cores_get_overlap_context(tile: int, overlap: int) -> None:
+    for length in range(1, 1400, 37):
+        spans = tile_spans(length, tile, overlap, align=2)
+
+        assert spans[-1][1] == length
+        for core_start, core_end, input_start, input_end in spans:
+            assert input_end - input_start <= tile + 2 * overlap + 1 or len(spans) == 1
+            if core_start > 0:
+                assert core_start - input_start >= overlap
+            if core_end < length:
+                assert input_end - core_end >= overlap
+
+
+def test_tiles_add_little_work_beyond_the_image() -> None:
+    spans = tile_spans(1155, 512, 32, align=2)
+
+    # Three windows of 428 pixels; fixed 576-pixel windows would cover 1729.
+    assert sum(end - start for _, _, start, end in spans) <= 1155 + 2 * 2 * 32 + 2

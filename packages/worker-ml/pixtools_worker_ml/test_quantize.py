@@ -126,6 +126,27 @@ def test_stale_int8_weights_rejected(weights_copy: Path) -> None:
         load_int8(model, weights_copy, required=True)
 
 
+def test_residual_additions_stay_float(weights_copy: Path) -> None:
+    quantized = quantize(load_weights(weights_copy), [torch.rand(1, 3, 32, 32)])
+    code = quantized.code
+
+    # Each of the 9 blocks adds its dequantized output to the float stream.
+    assert "quantized.add" not in code
+    assert code.count(" + dequantize_") == 9
+
+
+def test_older_int8_format_rejected(weights_copy: Path) -> None:
+    model = load_weights(weights_copy)
+    path = save_quantized(quantize(model, [torch.rand(1, 3, 32, 32)]), weights_copy, {})
+    json_path = path.with_suffix(".json")
+    description = json.loads(json_path.read_text())
+    description["format"] = 1
+    json_path.write_text(json.dumps(description))
+
+    with pytest.raises(QuantizedWeightsError, match="int8 format 1"):
+        load_quantized(model, weights_copy)
+
+
 def test_missing_int8_files(weights_copy: Path) -> None:
     model = load_weights(weights_copy)
 
@@ -151,3 +172,43 @@ def test_calibration_crops_repeat(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     # Noise is added unclipped, as at evaluation.
     assert min(float(batch.min()) for batch in first) < 0.0
+
+
+def test_auto_runs_the_fastest_loaded_precision(
+    float_and_int8: tuple[Denoiser, Denoiser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fp32, int8 = float_and_int8
+    timed: list[list[str]] = []
+
+    def prefer_int8(candidates: dict[str, object]) -> tuple[str, dict[str, float]]:
+        timed.append(sorted(candidates))
+        chosen = "int8" if "int8" in candidates else "fp32"
+        return chosen, dict.fromkeys(candidates, 0.1)
+
+    monkeypatch.setattr("pixtools_worker_ml.inference.fastest_choice", prefer_int8)
+    with_int8 = Denoiser(
+        fp32.model, precision="auto", threads=1, quantized=int8.network
+    )
+    float_only = Denoiser(fp32.model, precision="auto", threads=1)
+
+    assert timed == [["bf16", "fp32", "int8"], ["bf16", "fp32"]]
+    assert with_int8.precision == "int8"
+    assert with_int8.network is int8.network
+    assert float_only.precision == "fp32"
+    assert float_only.network is float_only.model
+
+
+def test_auto_probe_returns_a_candidate(
+    float_and_int8: tuple[Denoiser, Denoiser],
+) -> None:
+    fp32, int8 = float_and_int8
+
+    automatic = Denoiser(
+        fp32.model, precision="auto", threads=1, quantized=int8.network
+    )
+    float_only = Denoiser(fp32.model, precision="auto", threads=1)
+
+    assert automatic.precision in {"fp32", "bf16", "int8"}
+    assert float_only.precision in {"fp32", "bf16"}
+    noisy = add_gaussian_noise(synthetic_photo(64, 64), 25.0, seed=5)
+    assert automatic.denoise_array(noisy).shape == noisy.shape

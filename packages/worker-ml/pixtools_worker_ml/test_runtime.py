@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from pixtools_worker_ml.runtime import (
     cgroup_cpu_limit,
     choose_threads,
     cpu_share,
+    fastest_choice,
     resolve_precision,
 )
 
@@ -53,3 +55,26 @@ def test_resolve_precision_values() -> None:
         resolve_precision("int8")
     with pytest.raises(ValueError, match="auto, bf16, fp32 or int8"):
         resolve_precision("fp16")
+
+
+def test_fastest_choice_picks_the_quickest() -> None:
+    calls: list[str] = []
+
+    def slow() -> None:
+        calls.append("slow")
+        time.sleep(0.02)
+
+    def quick() -> None:
+        calls.append("quick")
+
+    chosen, seconds = fastest_choice({"slow": slow, "quick": quick}, rounds=2)
+
+    assert chosen == "quick"
+    assert seconds["slow"] >= 0.02 > seconds["quick"]
+    # One warm-up call and two timed rounds each.
+    assert calls.count("slow") == calls.count("quick") == 3
+
+
+def test_fastest_choice_needs_candidates() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        fastest_choice({})
