@@ -2,7 +2,10 @@
 
 Training draws random patches from the CBSD432 photos, decoded once into memory as
 uint8 arrays, with one of the 8 flips/rotations of the square and a blind noise level
-sigma drawn uniformly from ``[0, max_sigma]`` (on the 0-255 scale) per patch.
+sigma drawn uniformly from ``[0, max_sigma]`` (on the 0-255 scale) per patch. A share
+of the noisy patches (``clip_fraction``) is clipped to [0, 1] and rounded to 8 bits,
+as a noisy photo saved to PNG or JPEG is, so the network also learns the biased noise
+of clipped highlights and shadows that it meets through the API.
 Validation uses fixed centre crops of a few CBSD68 photos with noise drawn from fixed
 seeds, so PSNR numbers in the training log are comparable between runs.
 """
@@ -77,12 +80,16 @@ class PatchSampler:
         patch_size: int,
         max_sigma: float,
         seed: int,
+        clip_fraction: float = 0.0,
     ) -> None:
         self.images = [img for img in images if min(img.shape[:2]) >= patch_size]
         if not self.images:
             raise ValueError(f"no training image is at least {patch_size} px")
+        if not 0.0 <= clip_fraction <= 1.0:
+            raise ValueError(f"clip_fraction must be in [0, 1], got {clip_fraction}")
         self.patch_size = patch_size
         self.max_sigma = max_sigma
+        self.clip_fraction = clip_fraction
         self.rng = np.random.default_rng(seed)
 
     def sample(self, batch_size: int) -> tuple[FloatArray, FloatArray]:
@@ -101,6 +108,11 @@ class PatchSampler:
         sigmas = self.rng.uniform(0.0, self.max_sigma, size=(batch_size, 1, 1, 1))
         noise = self.rng.standard_normal(clean_float.shape, dtype=np.float32)
         noisy = clean_float + noise * (sigmas / 255.0).astype(np.float32)
+        # Without clipping no draw is made, so runs from before clip_fraction
+        # existed still see the same batches when they resume.
+        if self.clip_fraction > 0.0:
+            clipped = self.rng.random(batch_size) < self.clip_fraction
+            noisy[clipped] = to_eight_bit(noisy[clipped])
         return noisy, clean_float
 
 
@@ -124,6 +136,12 @@ def add_gaussian_noise(clean: FloatArray, sigma: float, seed: int) -> FloatArray
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(clean.shape, dtype=np.float32)
     return (clean + noise * np.float32(sigma / 255.0)).astype(np.float32)
+
+
+def to_eight_bit(noisy: FloatArray) -> FloatArray:
+    """Clip to [0, 1] and round to 8-bit levels, as saving to an 8-bit file does."""
+    levels = np.rint(np.clip(noisy, 0.0, 1.0) * 255.0)
+    return (levels / 255.0).astype(np.float32)
 
 
 def build_validation_set(

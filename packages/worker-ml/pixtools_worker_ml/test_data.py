@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pixtools_worker_ml.data import (
     PatchSampler,
@@ -8,6 +9,7 @@ from pixtools_worker_ml.data import (
     dihedral,
     noise_seed,
     psnr_uint8,
+    to_eight_bit,
 )
 from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
 
@@ -72,3 +74,47 @@ def test_psnr_uint8_known_value() -> None:
 
     assert abs(psnr_uint8(restored, clean) - 28.1308) < 1e-3
     assert psnr_uint8(clean, clean) == float("inf")
+
+
+def test_sampler_clips_a_share_to_eight_bits() -> None:
+    images = [to_uint8(synthetic_photo(64, 64))]
+    sampler = PatchSampler(
+        images, patch_size=32, max_sigma=55.0, seed=2, clip_fraction=0.5
+    )
+
+    noisy, _clean = sampler.sample(200)
+
+    flat = noisy.reshape(200, -1)
+    in_range = (flat.min(axis=1) >= 0.0) & (flat.max(axis=1) <= 1.0)
+    on_grid = np.all(np.abs(flat * 255.0 - np.rint(flat * 255.0)) < 1e-4, axis=1)
+    clipped = in_range & on_grid
+    assert 70 <= clipped.sum() <= 130
+    # The other patches keep their unclipped float noise.
+    assert not on_grid[~clipped].any()
+
+
+def test_sampler_without_clipping_keeps_its_batches() -> None:
+    images = [to_uint8(synthetic_photo(40, 50))]
+    plain = PatchSampler(images, patch_size=16, max_sigma=55.0, seed=9)
+    zero = PatchSampler(images, patch_size=16, max_sigma=55.0, seed=9, clip_fraction=0)
+
+    first, _ = plain.sample(4)
+    second, _ = zero.sample(4)
+
+    assert np.array_equal(first, second)
+
+
+def test_sampler_rejects_bad_clip_fraction() -> None:
+    images = [to_uint8(synthetic_photo(40, 50))]
+
+    with pytest.raises(ValueError, match="clip_fraction"):
+        PatchSampler(images, patch_size=16, max_sigma=55.0, seed=1, clip_fraction=1.5)
+
+
+def test_to_eight_bit_clips_and_rounds() -> None:
+    noisy = np.array([-0.2, 0.0, 0.5001, 1.3], dtype=np.float32)
+
+    result = to_eight_bit(noisy)
+
+    assert result.dtype == np.float32
+    assert np.allclose(result * 255.0, [0.0, 0.0, 128.0, 255.0])

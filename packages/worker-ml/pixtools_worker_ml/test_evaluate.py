@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,23 @@ def test_main_prints_table_for_folder(
     assert float(row[2]) > float(row[1]) + 2.0
     assert row[3:] == ["30.71", "31.24"]
     assert '"images": 2' in output.read_text()
+
+
+def test_eight_bit_input_scores_lower_noisy_psnr(tmp_path: Path) -> None:
+    pixels = to_uint8(synthetic_photo(64, 80, seed=4))
+    Image.fromarray(pixels, "RGB").save(tmp_path / "photo.png")
+    float_json, eight_bit_json = tmp_path / "float.json", tmp_path / "eight.json"
+    common = ["--images", str(tmp_path), "--sigmas", "50", "--threads", "1"]
+
+    evaluate.main([*common, "--precision", "fp32", "--json", str(float_json)])
+    evaluate.main(
+        [*common, "--precision", "fp32", "--eight-bit", "--json", str(eight_bit_json)]
+    )
+
+    plain = json.loads(float_json.read_text())
+    eight_bit = json.loads(eight_bit_json.read_text())
+    assert plain["eight_bit_input"] is False
+    assert eight_bit["eight_bit_input"] is True
+    # The noisy column clips both the same way, so only the input differs.
+    assert eight_bit["results"]["50"]["noisy"] == plain["results"]["50"]["noisy"]
+    assert eight_bit["results"]["50"]["restored"] != plain["results"]["50"]["restored"]

@@ -30,6 +30,7 @@ def run_training(
     max_steps: int,
     init: Path | None = None,
     blocks: int = 1,
+    extra: list[str] | None = None,
 ) -> None:
     argv = [
         "--datasets-dir",
@@ -61,6 +62,7 @@ def run_training(
     ]
     if init is not None:
         argv += ["--init-weights", str(init)]
+    argv += extra or []
     assert train.main(argv) == 0
 
 
@@ -88,6 +90,26 @@ def test_resumed_run_matches_unbroken_run(tiny_datasets: Path, tmp_path: Path) -
     assert psnr_lines(unbroken / "metrics.jsonl") == psnr_lines(
         resumed / "metrics.jsonl"
     )
+
+
+def test_clipped_run_validates_eight_bit_inputs(
+    tiny_datasets: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run_training(tiny_datasets, run_dir, max_steps=4, extra=["--clip-fraction", "0.5"])
+
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    description = json.loads((run_dir / "denoise.json").read_text())
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+
+    assert [record["step"] for record in records] == [2, 4]
+    for record in records:
+        assert set(record["psnr_8bit"]) == {"15", "25", "50"}
+        expected = (record["psnr_mean"] + record["psnr_8bit_mean"]) / 2
+        assert abs(record["criterion"] - expected) < 1e-3
+    assert checkpoint["train_config"]["clip_fraction"] == 0.5
+    assert set(description["training"]["validation_psnr_8bit"]) == {"15", "25", "50"}
 
 
 def test_exported_weights_load(tiny_datasets: Path, tmp_path: Path) -> None:

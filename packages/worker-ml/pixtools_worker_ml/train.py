@@ -37,6 +37,7 @@ from pixtools_worker_ml.data import (
     load_images,
     psnr_uint8,
     resolve_datasets_dir,
+    to_eight_bit,
 )
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig, count_parameters
 from pixtools_worker_ml.runtime import (
@@ -82,6 +83,8 @@ class TrainConfig:
     validation_every: int = 500
     init_weights: str = ""
     """Exported weights the run started from ("" for a random start)."""
+    clip_fraction: float = 0.0
+    """Share of noisy patches clipped to [0, 1] and rounded to 8 bits."""
 
 
 def learning_rate_factor(step: int, config: TrainConfig) -> float:
@@ -188,6 +191,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=defaults.max_sigma,
         help="largest training noise sigma on the 0-255 scale",
+    )
+    fixed.add_argument(
+        "--clip-fraction",
+        type=float,
+        default=defaults.clip_fraction,
+        help="share of noisy patches clipped and rounded to 8 bits, as in a saved "
+        "noisy photo; validation then also scores 8-bit inputs and exports by the "
+        "mean of both scores",
     )
     fixed.add_argument("--seed", type=int, default=defaults.seed)
     fixed.add_argument(
@@ -297,12 +308,18 @@ class Trainer:
                 ema_value.copy_(current[name])
 
     @torch.inference_mode()
-    def validate(self) -> dict[int, float]:
+    def validate(self, eight_bit: bool = False) -> dict[int, float]:
+        """Return the EMA weights' mean PSNR per sigma on the validation crops.
+
+        With ``eight_bit`` the noisy crops are clipped and rounded to 8 bits first.
+        """
         self.ema.eval()
         scores: dict[int, float] = {}
         for sigma, (noisy_np, clean_np) in self.validation.pairs.items():
             values = []
             for noisy_one, clean_one in zip(noisy_np, clean_np, strict=True):
+                if eight_bit:
+                    noisy_one = to_eight_bit(noisy_one)
                 noisy = torch.from_numpy(noisy_one[None]).to(self.device)
                 noisy = noisy.contiguous(memory_format=torch.channels_last)
                 with self.autocast():
@@ -406,32 +423,46 @@ def configure_logging() -> None:
 def run_validation(
     trainer: Trainer, metrics_path: Path, weights_path: Path, loss: float | None
 ) -> None:
+    """Score the EMA weights, export them when they beat the best, log the result.
+
+    A run that clips part of its training patches is scored on float and on 8-bit
+    noisy crops, and the export criterion is the mean of both means.
+    """
     scores = trainer.validate()
     mean = float(np.mean(list(scores.values())))
-    improved = mean > trainer.best_psnr
-    if improved:
-        trainer.best_psnr = mean
-        trainer.best_step = trainer.step
-        save_weights(
-            trainer.ema.state_dict(),
-            trainer.model_config,
-            weights_path,
-            {
-                "step": trainer.step,
-                "validation_psnr_mean": round(mean, 4),
-                "validation_psnr": {str(k): round(v, 4) for k, v in scores.items()},
-                "training_seconds": round(trainer.elapsed_seconds, 1),
-            },
-        )
-    record = {
+    record: dict[str, Any] = {
         "step": trainer.step,
         "elapsed_seconds": round(trainer.elapsed_seconds, 1),
         "lr": trainer.scheduler.get_last_lr()[0],
         "train_loss": loss,
         "psnr": {str(k): round(v, 4) for k, v in scores.items()},
         "psnr_mean": round(mean, 4),
-        "exported": improved,
     }
+    criterion = mean
+    if trainer.config.clip_fraction > 0.0:
+        eight_bit = trainer.validate(eight_bit=True)
+        eight_bit_mean = float(np.mean(list(eight_bit.values())))
+        record["psnr_8bit"] = {str(k): round(v, 4) for k, v in eight_bit.items()}
+        record["psnr_8bit_mean"] = round(eight_bit_mean, 4)
+        criterion = (mean + eight_bit_mean) / 2.0
+        record["criterion"] = round(criterion, 4)
+
+    improved = criterion > trainer.best_psnr
+    if improved:
+        trainer.best_psnr = criterion
+        trainer.best_step = trainer.step
+        metadata = {
+            "step": trainer.step,
+            "validation_psnr_mean": round(mean, 4),
+            "validation_psnr": record["psnr"],
+            "training_seconds": round(trainer.elapsed_seconds, 1),
+        }
+        if "psnr_8bit" in record:
+            metadata["validation_psnr_8bit"] = record["psnr_8bit"]
+        save_weights(
+            trainer.ema.state_dict(), trainer.model_config, weights_path, metadata
+        )
+    record["exported"] = improved
     append_metrics(metrics_path, record)
     logger.info("validation", **record)
 
@@ -472,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup_steps=args.warmup_steps,
             total_steps=args.total_steps or TrainConfig().total_steps,
             max_sigma=args.max_sigma,
+            clip_fraction=args.clip_fraction,
             seed=args.seed,
             validation_every=args.validation_every,
             init_weights=str(args.init_weights or ""),
@@ -488,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         patch_size=train_config.patch_size,
         max_sigma=train_config.max_sigma,
         seed=train_config.seed,
+        clip_fraction=train_config.clip_fraction,
     )
     validation = build_validation_set(
         datasets_dir / "CBSD68",
