@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--precision", default="auto", help="auto, bf16, fp32 or int8")
     parser.add_argument("--tile-size", type=int, default=512)
-    parser.add_argument("--tile-overlap", type=int, default=32)
+    parser.add_argument("--tile-overlap", type=int, default=16)
     parser.add_argument("--check-whole", action="store_true")
     parser.add_argument(
         "--output-dir", type=Path, default=REPO_ROOT / "bench" / "results"

@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tile-size", type=int, default=0, help="0 = whole image (default)"
     )
-    parser.add_argument("--tile-overlap", type=int, default=32)
+    parser.add_argument("--tile-overlap", type=int, default=16)
     parser.add_argument(
         "--eight-bit",
         action="store_true",
