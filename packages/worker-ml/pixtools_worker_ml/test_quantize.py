@@ -17,6 +17,7 @@ from pixtools_worker_ml.inference import (
 )
 from pixtools_worker_ml.quantize import (
     QuantizedWeightsError,
+    add_in_place,
     calibration_batches,
     int8_path_for,
     load_quantized,
@@ -130,9 +131,29 @@ def test_residual_additions_stay_float(weights_copy: Path) -> None:
     quantized = quantize(load_weights(weights_copy), [torch.rand(1, 3, 32, 32)])
     code = quantized.code
 
-    # Each of the 9 blocks adds its dequantized output to the float stream.
+    # Each of the 9 blocks adds its dequantized output to the float stream, in
+    # place, because the stream before the addition is not read again.
     assert "quantized.add" not in code
-    assert code.count(" + dequantize_") == 9
+    assert code.count(" += dequantize_") == 9
+    assert code.count(" + dequantize_") == 0
+
+
+def test_add_in_place_keeps_operands_read_later() -> None:
+    class Reuse(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            doubled = x * 2
+            total = doubled + x
+            return total + doubled
+
+    graph_module = torch.fx.symbolic_trace(Reuse())
+    sample = torch.rand(4)
+    expected = graph_module(sample)
+
+    changed = add_in_place(graph_module)
+
+    # doubled is read again by the last addition, so only that one changes.
+    assert changed == 1
+    assert torch.equal(graph_module(sample), expected)
 
 
 def test_older_int8_format_rejected(weights_copy: Path) -> None:
