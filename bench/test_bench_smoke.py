@@ -3,8 +3,10 @@
 One ``bench/run_all.py --smoke`` run, shared by the module, runs every scenario
 script as its own process, as a full run does. Each test checks what one scenario
 wrote: the expected keys, equal counts and no lost or duplicated job, and the
-combined report and summary. Timings are never asserted. The platform scenarios
-need PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and are skipped without them.
+combined report and summary. test_denoise_api_smoke runs bench_denoise_api.py on
+its own, because run_all.py does not include it. Timings are never asserted. The
+platform scenarios need PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and are
+skipped without them.
 thumbor and pillow-avif-plugin are measured only when
 PIXTOOLS_BENCH_THUMBOR_PYTHON and PIXTOOLS_BENCH_AVIF_PLUGIN_PYTHON name the Python
 of their virtual environments.
@@ -14,16 +16,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import bench_denoise_api
 import bench_job_overhead
 import bench_load_scenarios
 import bench_operations
 import bench_peer_thumbor
 import pytest
 import run_all
-from benchkit.platform import port_open
+from benchkit.platform import child_environment, port_open
 
 SERVERS_UP = all(port_open(port) for port in (5432, 5672, 6379))
 PLATFORM_STEPS = ["job_overhead", "ingest", "ingest_with_worker", "load_scenarios"]
@@ -180,6 +185,68 @@ def test_denoise_smoke(smoke_run: Path, step: str) -> None:
         assert record["tiled_psnr_db"] > record["noisy_psnr_db"] + 3.0
     if step == "denoise_1_thread":
         assert {record["threads"] for record in data["results"]} == {1}
+
+
+@needs_servers
+def test_denoise_api_smoke(tmp_path: Path) -> None:
+    # fp32 needs no quantized engine, unlike int8. A fixed precision makes both
+    # paths run the same network, so their PSNRs must agree.
+    script = Path(bench_denoise_api.__file__)
+    command = [sys.executable, str(script), "--smoke", "--precision", "fp32"]
+    command += ["--output-dir", str(tmp_path)]
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=child_environment({}),
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        completed.stdout[-4000:] + completed.stderr[-4000:]
+    )
+    data = json.loads((tmp_path / "denoise_api.json").read_text())
+    report = (tmp_path / "denoise_api.md").read_text()
+
+    assert data["smoke"] is True
+    assert data["problems"] == []
+    assert data["comparison"]["worker_precision"] == "fp32"
+    assert data["comparison"]["in_process_precision"] == "fp32"
+    image_count = len(bench_denoise_api.SMOKE_SIZES)
+    assert data["images"]["count"] == image_count
+    rows = data["per_sigma"]
+    assert [row["sigma"] for row in rows] == list(bench_denoise_api.DEFAULT_SIGMAS)
+    tolerance = bench_denoise_api.AGREEMENT_TOLERANCE_DB
+    for row in rows:
+        sigma = f"{row['sigma']:g}"
+        row_start = f"| {sigma} | {image_count}/{image_count} |"
+        assert row_start in report, sigma
+        assert row_start in completed.stdout, sigma
+        assert row["api_results"] == image_count, sigma
+        assert row["api_psnr_db"] > row["noisy_psnr_db"], sigma
+        assert row["in_process_psnr_db"] > row["in_process_noisy_psnr_db"], sigma
+        assert abs(row["api_minus_in_process_db"]) <= tolerance, sigma
+        assert row["within_tolerance"] is True, sigma
+        # Both paths add the same seeded noise, so the uploads score the same.
+        assert row["noisy_psnr_db"] == pytest.approx(
+            row["in_process_noisy_psnr_db"], abs=1e-6
+        ), sigma
+
+    jobs = data["jobs"]
+    assert len(jobs) == image_count * len(rows)
+    for job in jobs:
+        name = f"{job['image']} sigma {job['sigma']:g}"
+        assert job["status"] == "COMPLETED", name
+        assert job["output"]["format"] == "PNG", name
+        assert job["output"]["mode"] == "RGB", name
+        assert (job["output"]["width"], job["output"]["height"]) == (
+            job["width"],
+            job["height"],
+        ), name
+        assert job["upload_to_final_s"] >= job["upload_to_result_s"] > 0, name
+    sizes = {row["size"]: row["jobs"] for row in data["timings_by_size"]}
+    expected_sizes = {f"{w}x{h}": len(rows) for w, h in bench_denoise_api.SMOKE_SIZES}
+    assert sizes == expected_sizes
 
 
 def test_run_all_report(smoke_run: Path) -> None:
