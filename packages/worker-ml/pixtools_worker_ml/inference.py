@@ -55,7 +55,7 @@ DEFAULT_PRECISION = "auto"
 DEFAULT_TIME_BASE_SECONDS = 60.0
 DEFAULT_SECONDS_PER_MEGAPIXEL = 10.0
 # Side of the noisy square that precision auto times each precision on.
-PROBE_SIZE = 192
+PROBE_SIZE = 128
 
 
 class DenoiseTimeoutError(PixToolsError):
@@ -307,7 +307,11 @@ class Denoiser:
         The candidates are fp32, bf16, and int8 when the quantized graph is
         loaded. Which one wins depends on the CPU: bfloat16 is fast only with
         native support (AVX-512 BF16 or AMX) and slower than fp32 where oneDNN
-        emulates it, and int8 is fast with AVX-512 VNNI.
+        emulates it, and int8 is fast with AVX-512 VNNI. The probe runs on one
+        thread, because the ranking is a property of the instruction set, and a
+        busy second core slowed two-thread int8 more than fp32: with a training
+        job on the other core, two-thread int8 measured 10 times its idle time
+        and lost to fp32.
         """
         probe = np.random.default_rng(0).integers(
             0, 256, (PROBE_SIZE, PROBE_SIZE, 3), dtype=np.uint8
@@ -319,12 +323,17 @@ class Denoiser:
             assert network is not None
             return lambda: self.forward(network, probe, name == "bf16")
 
-        chosen, seconds = fastest_choice({name: timed(name) for name in candidates})
+        torch.set_num_threads(1)
+        try:
+            chosen, seconds = fastest_choice({name: timed(name) for name in candidates})
+        finally:
+            torch.set_num_threads(self.threads)
         logger.info(
             "precision_probe",
             chosen=chosen,
             seconds={name: round(value, 4) for name, value in seconds.items()},
             probe_size=PROBE_SIZE,
+            threads=1,
         )
         return chosen
 

@@ -157,8 +157,8 @@ def fastest_choice(
     """Run every candidate once to warm it up, then in alternating rounds.
 
     Returns the name with the lowest fastest round and the fastest round of each
-    in seconds. Alternating rounds and the minimum keep a busy neighbour on a
-    shared CPU from deciding the result.
+    in seconds. Alternating rounds and the minimum discount short bursts of other
+    work on a shared CPU, but not a load that lasts through every round.
     """
     if not candidates:
         raise ValueError("fastest_choice needs at least one candidate")

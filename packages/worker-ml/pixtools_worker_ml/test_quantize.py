@@ -225,10 +225,13 @@ def test_auto_probe_returns_a_candidate(
     fp32, int8 = float_and_int8
 
     automatic = Denoiser(
-        fp32.model, precision="auto", threads=1, quantized=int8.network
+        fp32.model, precision="auto", threads=2, quantized=int8.network
     )
+    threads_after_probe = torch.get_num_threads()
     float_only = Denoiser(fp32.model, precision="auto", threads=1)
 
+    # The probe times on one thread and gives the denoiser its threads back.
+    assert threads_after_probe == 2
     assert automatic.precision in {"fp32", "bf16", "int8"}
     assert float_only.precision in {"fp32", "bf16"}
     noisy = add_gaussian_noise(synthetic_photo(64, 64), 25.0, seed=5)
