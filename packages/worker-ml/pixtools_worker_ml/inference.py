@@ -161,11 +161,14 @@ def tile_spans(
 
     count = -(-(length - 2 * overlap) // round_up(tile, align))
     window = round_up(-(-(length + (count - 1) * 2 * overlap) // count), align)
-    while True:
+    # Rounding the starts down to ``align`` can take up to ``align - 1`` pixels
+    # from an overlap, and one or two steps of ``align`` make up for it.
+    while window < length:
         spans = _spread_windows(length, count, window, align)
         if _context_is_enough(spans, length, overlap):
             return spans
         window += align
+    return [(0, length, 0, length)]
 
 
 def _spread_windows(
