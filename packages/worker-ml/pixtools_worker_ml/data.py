@@ -4,7 +4,7 @@ Training draws random patches from the CBSD432 photos, decoded once into memory 
 uint8 arrays, with one of the 8 flips/rotations of the square and a blind noise level
 sigma drawn uniformly from ``[0, max_sigma]`` (on the 0-255 scale) per patch. A share
 of the noisy patches (``clip_fraction``) is clipped to [0, 1] and rounded to 8 bits,
-as a noisy photo saved to PNG or JPEG is, so the network also learns the biased noise
+as a noisy photo saved to PNG is, so the network also learns the biased noise
 of clipped highlights and shadows that it meets through the API.
 Validation uses fixed centre crops of a few CBSD68 photos with noise drawn from fixed
 seeds, so PSNR numbers in the training log are comparable between runs.
