@@ -311,10 +311,9 @@ class Denoiser:
         loaded. Which one wins depends on the CPU: bfloat16 is fast only with
         native support (AVX-512 BF16 or AMX) and slower than fp32 where oneDNN
         emulates it, and int8 is fast with AVX-512 VNNI. The probe runs on one
-        thread, because the ranking is a property of the instruction set, and a
-        busy second core slowed two-thread int8 more than fp32: with a training
-        job on the other core, two-thread int8 measured 10 times its idle time
-        and lost to fp32.
+        thread because the ranking depends on the instruction set. A busy second
+        core slows two-thread int8 more than fp32. With a training job on the
+        other core, two-thread int8 measured 10 times its idle time and lost.
         """
         probe = np.random.default_rng(0).integers(
             0, 256, (PROBE_SIZE, PROBE_SIZE, 3), dtype=np.uint8
