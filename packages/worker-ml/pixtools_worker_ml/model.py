@@ -20,7 +20,7 @@ output pixel, a quarter of the 20-layer 64-channel DnCNN (0.66 M).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -105,6 +105,30 @@ class DenoiseNet(nn.Module):
         features = functional.relu(self.blocks(features))
         noise = functional.pixel_shuffle(self.tail(features), scale)
         return noisy - noise
+
+
+def deepen(model: DenoiseNet, blocks: int) -> DenoiseNet:
+    """Return a copy of ``model`` with residual blocks appended up to ``blocks``.
+
+    The appended blocks get a He-normal first convolution and a zero second one, so
+    they pass their input through unchanged and the deeper network computes exactly
+    what ``model`` did. Training then starts from the trained weights with the extra
+    depth free to learn.
+    """
+    if blocks < model.config.blocks:
+        raise ValueError(
+            f"cannot deepen {model.config.blocks} blocks to fewer ({blocks}); "
+            "pass at least as many blocks as the model has"
+        )
+
+    deeper = DenoiseNet(replace(model.config, blocks=blocks))
+    missing, unexpected = deeper.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("blocks.") for key in missing):
+        raise ValueError(
+            f"weights do not fit the deeper model: missing {missing}, "
+            f"unexpected {unexpected}"
+        )
+    return deeper
 
 
 def count_parameters(model: nn.Module) -> int:

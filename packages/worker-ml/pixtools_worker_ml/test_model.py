@@ -7,6 +7,7 @@ from pixtools_worker_ml.model import (
     DenoiseNet,
     ModelConfig,
     count_parameters,
+    deepen,
     receptive_radius,
 )
 
@@ -54,3 +55,22 @@ def test_output_depends_only_on_receptive_field() -> None:
 def test_negative_blocks_are_rejected() -> None:
     with pytest.raises(ValueError, match="blocks must not be negative"):
         DenoiseNet(ModelConfig(blocks=-1))
+
+
+def test_deepened_model_computes_the_same_output() -> None:
+    torch.manual_seed(0)
+    model = DenoiseNet(ModelConfig(width=8, blocks=2)).eval()
+    for block in model.blocks:
+        torch.nn.init.normal_(block.second.weight, std=0.1)
+    sample = torch.rand(1, 3, 24, 24)
+
+    deeper = deepen(model, 4).eval()
+
+    assert deeper.config.blocks == 4
+    assert count_parameters(deeper) > count_parameters(model)
+    assert torch.allclose(deeper(sample), model(sample), atol=1e-6)
+
+
+def test_deepen_refuses_to_remove_blocks() -> None:
+    with pytest.raises(ValueError, match="cannot deepen 3 blocks"):
+        deepen(DenoiseNet(ModelConfig(width=8, blocks=3)), 2)

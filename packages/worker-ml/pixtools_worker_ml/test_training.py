@@ -168,16 +168,40 @@ def test_init_weights_start_new_run(tiny_datasets: Path, tmp_path: Path) -> None
     assert state["train_config"]["init_weights"] == str(start)
 
 
-def test_init_weights_reject_other_architecture(
+def test_init_weights_reject_deeper_architecture(
     tiny_datasets: Path, tmp_path: Path
 ) -> None:
-    run_training(tiny_datasets, tmp_path / "first", max_steps=2)
+    run_training(tiny_datasets, tmp_path / "first", max_steps=2, blocks=2)
     start = tmp_path / "first" / "denoise.pt"
 
     with pytest.raises(SystemExit, match="--init-weights has architecture"):
         run_training(
-            tiny_datasets, tmp_path / "second", max_steps=2, init=start, blocks=2
+            tiny_datasets, tmp_path / "second", max_steps=2, init=start, blocks=1
         )
+
+
+def test_init_weights_deepen_shallower_network(
+    tiny_datasets: Path, tmp_path: Path
+) -> None:
+    run_training(tiny_datasets, tmp_path / "first", max_steps=2, blocks=1)
+    start = tmp_path / "first" / "denoise.pt"
+
+    run_training(
+        tiny_datasets,
+        tmp_path / "second",
+        max_steps=0,
+        init=start,
+        blocks=3,
+    )
+
+    state = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=True)
+    assert state["model_config"]["blocks"] == 3
+    shallow = torch.load(start, weights_only=True)
+    deep = state["model"]
+    assert torch.equal(deep["head.weight"], shallow["head.weight"])
+    first_block = "blocks.0.second.weight"
+    assert torch.equal(deep[first_block], shallow[first_block])
+    assert not deep["blocks.2.second.weight"].any()
 
 
 def test_missing_datasets_dir_exits(monkeypatch: pytest.MonkeyPatch) -> None:

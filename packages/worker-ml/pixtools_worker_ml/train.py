@@ -39,7 +39,12 @@ from pixtools_worker_ml.data import (
     resolve_datasets_dir,
     to_eight_bit,
 )
-from pixtools_worker_ml.model import DenoiseNet, ModelConfig, count_parameters
+from pixtools_worker_ml.model import (
+    DenoiseNet,
+    ModelConfig,
+    count_parameters,
+    deepen,
+)
 from pixtools_worker_ml.runtime import (
     configure_threads,
     resolve_precision,
@@ -329,12 +334,26 @@ class Trainer:
         return scores
 
     def start_from(self, model: DenoiseNet) -> None:
-        """Copy exported weights into the model and its EMA before step 0."""
-        if model.config != self.model_config:
+        """Copy exported weights into the model and its EMA before step 0.
+
+        Weights with fewer blocks than this run are deepened with identity blocks
+        (see ``deepen``), so a trained network grows and keeps its output.
+        """
+        same_width = replace(model.config, blocks=self.model_config.blocks)
+        too_deep = model.config.blocks > self.model_config.blocks
+        if same_width != self.model_config or too_deep:
             raise SystemExit(
                 f"--init-weights has architecture {model.config}, but this run "
-                f"uses {self.model_config}; pass matching --width and --blocks"
+                f"uses {self.model_config}; pass the same --width and at least as "
+                "many --blocks"
             )
+        if model.config.blocks < self.model_config.blocks:
+            logger.info(
+                "init_weights_deepened",
+                blocks=model.config.blocks,
+                new_blocks=self.model_config.blocks,
+            )
+            model = deepen(model, self.model_config.blocks)
         self.model.load_state_dict(model.state_dict())
         self.ema.load_state_dict(model.state_dict())
 
