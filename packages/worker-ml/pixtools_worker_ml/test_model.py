@@ -15,9 +15,9 @@ from pixtools_worker_ml.model import (
 def test_default_parameter_count() -> None:
     model = DenoiseNet()
 
-    assert count_parameters(model) == 678_604
-    assert model.config.convolutions == 20
-    assert receptive_radius(model.config) == 42
+    assert count_parameters(model) == 826_316
+    assert model.config.convolutions == 24
+    assert receptive_radius(model.config) == 50
 
 
 def test_untrained_model_is_near_identity() -> None:

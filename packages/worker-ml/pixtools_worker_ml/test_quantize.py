@@ -128,13 +128,14 @@ def test_stale_int8_weights_rejected(weights_copy: Path) -> None:
 
 
 def test_residual_additions_stay_float(weights_copy: Path) -> None:
-    quantized = quantize(load_weights(weights_copy), [torch.rand(1, 3, 32, 32)])
+    model = load_weights(weights_copy)
+    quantized = quantize(model, [torch.rand(1, 3, 32, 32)])
     code = quantized.code
 
-    # Each of the 9 blocks adds its dequantized output to the float stream, in
-    # place, because the stream before the addition is not read again.
+    # Each block adds its dequantized output to the float stream, in place,
+    # because the stream before the addition is not read again.
     assert "quantized.add" not in code
-    assert code.count(" += dequantize_") == 9
+    assert code.count(" += dequantize_") == model.config.blocks
     assert code.count(" + dequantize_") == 0
 
 
