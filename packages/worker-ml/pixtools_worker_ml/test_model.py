@@ -6,6 +6,7 @@ import torch
 from pixtools_worker_ml.model import (
     DenoiseNet,
     ModelConfig,
+    ResidualBlock,
     count_parameters,
     deepen,
     receptive_radius,
@@ -61,6 +62,7 @@ def test_deepened_model_computes_the_same_output() -> None:
     torch.manual_seed(0)
     model = DenoiseNet(ModelConfig(width=8, blocks=2)).eval()
     for block in model.blocks:
+        assert isinstance(block, ResidualBlock)
         torch.nn.init.normal_(block.second.weight, std=0.1)
     sample = torch.rand(1, 3, 24, 24)
 
