@@ -117,16 +117,16 @@ def deepen(model: DenoiseNet, blocks: int) -> DenoiseNet:
     """
     if blocks < model.config.blocks:
         raise ValueError(
-            f"cannot deepen {model.config.blocks} blocks to fewer ({blocks}); "
-            "pass at least as many blocks as the model has"
+            f"invalid block count {blocks}: the model already has "
+            f"{model.config.blocks} blocks, so pass at least that many"
         )
 
     deeper = DenoiseNet(replace(model.config, blocks=blocks))
     missing, unexpected = deeper.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(not key.startswith("blocks.") for key in missing):
         raise ValueError(
-            f"weights do not fit the deeper model: missing {missing}, "
-            f"unexpected {unexpected}"
+            f"deepening failed because the weights do not fit the deeper model: "
+            f"missing {missing}, unexpected {unexpected}"
         )
     return deeper
 

@@ -168,7 +168,7 @@ def test_init_weights_start_new_run(tiny_datasets: Path, tmp_path: Path) -> None
     assert state["train_config"]["init_weights"] == str(start)
 
 
-def test_init_weights_reject_deeper_architecture(
+def test_init_weights_reject_deeper_network(
     tiny_datasets: Path, tmp_path: Path
 ) -> None:
     run_training(tiny_datasets, tmp_path / "first", max_steps=2, blocks=2)
@@ -199,8 +199,8 @@ def test_init_weights_deepen_shallower_network(
     shallow = torch.load(start, weights_only=True)
     deep = state["model"]
     assert torch.equal(deep["head.weight"], shallow["head.weight"])
-    first_block = "blocks.0.second.weight"
-    assert torch.equal(deep[first_block], shallow[first_block])
+    trained_block = "blocks.0.second.weight"
+    assert torch.equal(deep[trained_block], shallow[trained_block])
     assert not deep["blocks.2.second.weight"].any()
 
 

@@ -339,9 +339,9 @@ class Trainer:
         Weights with fewer blocks than this run are deepened with identity blocks
         (see ``deepen``), so a trained network grows and keeps its output.
         """
-        same_width = replace(model.config, blocks=self.model_config.blocks)
+        at_run_depth = replace(model.config, blocks=self.model_config.blocks)
         too_deep = model.config.blocks > self.model_config.blocks
-        if same_width != self.model_config or too_deep:
+        if at_run_depth != self.model_config or too_deep:
             raise SystemExit(
                 f"--init-weights has architecture {model.config}, but this run "
                 f"uses {self.model_config}; pass the same --width and at least as "
