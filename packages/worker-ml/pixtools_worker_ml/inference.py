@@ -115,7 +115,7 @@ def bundled_weights_path() -> Iterator[Path]:
 def load_int8(
     model: DenoiseNet, weights_path: Path, *, required: bool
 ) -> torch.nn.Module | None:
-    """Load the int8 graph saved beside ``weights_path``.
+    """Load the int8 network saved beside ``weights_path``.
 
     Returns None when it is not ``required`` and cannot be loaded.
     """
@@ -244,7 +244,7 @@ class Denoiser:
             )
         if self.precision == "auto":
             self.precision = self.fastest_precision()
-        # The network that runs: the int8 graph, or the float model (fp32, bf16).
+        # The network that runs: the int8 network, or the float model (fp32, bf16).
         self.network: torch.nn.Module = self.model
         if self.precision == "int8" and quantized is not None:
             self.network = quantized
@@ -307,7 +307,7 @@ class Denoiser:
     def fastest_precision(self) -> str:
         """Time the network on a small noisy square in each precision, pick one.
 
-        The candidates are fp32, bf16, and int8 when the quantized graph is
+        The candidates are fp32, bf16, and int8 when the quantized network is
         loaded. Which one wins depends on the CPU: bfloat16 is fast only with
         native support (AVX-512 BF16 or AMX) and slower than fp32 where oneDNN
         emulates it, and int8 is fast with AVX-512 VNNI. The probe runs on one

@@ -7,17 +7,18 @@ costs about 3 s per megapixel on one core. oneDNN's int8 convolutions use the
 AVX-512 VNNI (or AVX2) instructions those CPUs do have and run the same network
 about 3 times faster than float32.
 
-The 18 convolutions of the residual blocks run in int8: weights per output channel,
+The two convolutions of every residual block run in int8: weights per output channel,
 activations per tensor with scales from histograms of real noisy crops. The head and
 tail convolutions, the pixel (un)shuffle and the final subtraction stay in float32,
 so the input and the predicted noise keep their full precision.
 
-The residual additions stay in float32 too: each block quantizes its input for the
-first convolution and dequantizes the second one's output before adding it to the
-float stream. With int8 additions the stream was requantized nine times with one
-scale per tensor. On the first 10 CBSD68 photos that cost 0.20 dB at sigma 15
-against float32, and float additions cost 0.07 dB. The extra quantize, dequantize
-and add passes made a 576x576 tile 30 to 50 % slower (AMD EPYC, 1 and 2 threads).
+The residual additions stay in float32 too. With int8 additions the stream was
+requantized after every block with one scale per tensor, which cost 0.20 dB at
+sigma 15 on the first 10 CBSD68 photos against float32. The FX graph that
+``convert_fx`` makes still rounds each block's output to 8 bits before the float
+addition, so the worker does not run it: ``load_quantized`` rebuilds the network
+with oneDNN int8 convolutions whose second convolution writes float32 (see
+``int8net``).
 
 The quantized state is written beside the float32 weights as ``<name>-int8.pt`` and
 ``<name>-int8.json``. The JSON records the SHA-256 of the float32 file it was made
@@ -49,6 +50,7 @@ from torch.fx import GraphModule
 from torch.nn import functional
 
 from pixtools_worker_ml.data import list_images, load_rgb, resolve_datasets_dir
+from pixtools_worker_ml.int8net import Int8DenoiseNet, kernels_available
 from pixtools_worker_ml.model import DenoiseNet
 
 logger = structlog.get_logger(__name__)
@@ -70,7 +72,8 @@ def int8_path_for(weights_path: Path) -> Path:
 
 
 def int8_supported() -> bool:
-    return ENGINE in torch.backends.quantized.supported_engines
+    """Return True when torch can calibrate and run the int8 network here."""
+    return ENGINE in torch.backends.quantized.supported_engines and kernels_available()
 
 
 def file_sha256(path: Path) -> str:
@@ -109,35 +112,7 @@ def _prepare(model: DenoiseNet) -> GraphModule:
 def _convert(prepared: GraphModule) -> GraphModule:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        converted = convert_fx(prepared).eval()
-    add_in_place(converted)
-    return converted
-
-
-def add_in_place(graph_module: GraphModule) -> int:
-    """Turn float additions whose left operand is not read again into ``+=``.
-
-    Each residual block adds its dequantized output to the float stream. A plain
-    addition allocates a new stream tensor per block, and the allocation and first
-    writes of that memory cost about as much as the addition itself: a 466x428 tile
-    ran 18 % faster in place, with the same output. Returns how many additions
-    changed.
-    """
-    order = {node: index for index, node in enumerate(graph_module.graph.nodes)}
-    changed = 0
-    for node in graph_module.graph.nodes:
-        if node.op != "call_function" or node.target is not operator.add:
-            continue
-        left = node.args[0]
-        if not isinstance(left, torch.fx.Node):
-            continue
-        read_later = any(order[user] > order[node] for user in left.users)
-        if read_later or left.op == "placeholder":
-            continue
-        node.target = operator.iadd
-        changed += 1
-    graph_module.recompile()
-    return changed
+        return convert_fx(prepared).eval()
 
 
 def quantize(model: DenoiseNet, batches: Iterable[torch.Tensor]) -> GraphModule:
@@ -197,8 +172,8 @@ def save_quantized(
     return path
 
 
-def load_quantized(model: DenoiseNet, source_weights: Path) -> GraphModule:
-    """Rebuild the int8 graph of ``model`` and load the state saved beside its weights.
+def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
+    """Load the int8 state saved beside ``model``'s weights as the network to run.
 
     Raises QuantizedWeightsError when the files are missing, were made from a
     different float32 file, or do not fit the model.
@@ -212,7 +187,8 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> GraphModule:
         )
     if not int8_supported():
         raise QuantizedWeightsError(
-            f"this torch build has no {ENGINE} quantized engine"
+            f"this torch build lacks the {ENGINE} quantized engine or its int8 "
+            "convolution operators"
         )
 
     description = json.loads(json_path.read_text())
@@ -235,10 +211,10 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> GraphModule:
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         quantized.load_state_dict(state)
-    except RuntimeError as error:
+        return Int8DenoiseNet.from_graph(model, quantized)
+    except (RuntimeError, ValueError) as error:
         message = f"{path.name} does not fit the model: {error}"
         raise QuantizedWeightsError(message) from error
-    return quantized.eval()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

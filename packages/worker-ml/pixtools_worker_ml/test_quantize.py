@@ -15,9 +15,9 @@ from pixtools_worker_ml.inference import (
     bundled_weights_path,
     load_int8,
 )
+from pixtools_worker_ml.int8net import Int8DenoiseNet
 from pixtools_worker_ml.quantize import (
     QuantizedWeightsError,
-    add_in_place,
     calibration_batches,
     int8_path_for,
     load_quantized,
@@ -107,9 +107,10 @@ def test_saved_int8_graph_reloads(weights_copy: Path) -> None:
     description = json.loads(path.with_suffix(".json").read_text())
     assert description["source_weights"] == "model.pt"
     assert description["calibration"] == {"crops": 3}
+    built = Int8DenoiseNet.from_graph(model, quantized)
     sample = batches[1]
     with torch.inference_mode():
-        assert torch.equal(quantized(sample), loaded(sample))
+        assert torch.equal(built(sample), loaded(sample))
 
 
 def test_stale_int8_weights_rejected(weights_copy: Path) -> None:
@@ -125,36 +126,6 @@ def test_stale_int8_weights_rejected(weights_copy: Path) -> None:
     assert load_int8(model, weights_copy, required=False) is None
     with pytest.raises(QuantizedWeightsError):
         load_int8(model, weights_copy, required=True)
-
-
-def test_residual_additions_stay_float(weights_copy: Path) -> None:
-    model = load_weights(weights_copy)
-    quantized = quantize(model, [torch.rand(1, 3, 32, 32)])
-    code = quantized.code
-
-    # Each block adds its dequantized output to the float stream, in place,
-    # because the stream before the addition is not read again.
-    assert "quantized.add" not in code
-    assert code.count(" += dequantize_") == model.config.blocks
-    assert code.count(" + dequantize_") == 0
-
-
-def test_add_in_place_keeps_operands_read_later() -> None:
-    class Reuse(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            doubled = x * 2
-            total = doubled + x
-            return total + doubled
-
-    graph_module = torch.fx.symbolic_trace(Reuse())
-    sample = torch.rand(4)
-    expected = graph_module(sample)
-
-    changed = add_in_place(graph_module)
-
-    # doubled is read again by the last addition, so only that one changes.
-    assert changed == 1
-    assert torch.equal(graph_module(sample), expected)
 
 
 def test_older_int8_format_rejected(weights_copy: Path) -> None:

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional
+
+from pixtools_worker_ml.data import add_gaussian_noise
+from pixtools_worker_ml.int8net import (
+    Int8Block,
+    Int8DenoiseNet,
+    kernels_available,
+    uint8_codes,
+)
+from pixtools_worker_ml.model import DenoiseNet, ModelConfig
+from pixtools_worker_ml.quantize import quantize
+from pixtools_worker_ml.testimages import synthetic_photo
+
+pytestmark = pytest.mark.skipif(
+    "onednn" not in torch.backends.quantized.supported_engines
+    or not kernels_available(),
+    reason="this torch build has no oneDNN int8 convolutions",
+)
+
+
+def small_model(seed: int = 3) -> DenoiseNet:
+    """Build a 2-block network with random non-zero weights in every convolution."""
+    torch.manual_seed(seed)
+    model = DenoiseNet(ModelConfig(width=8, blocks=2))
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.bias is not None:
+            nn.init.normal_(module.weight, std=0.1)
+            nn.init.normal_(module.bias, std=0.01)
+    return model.eval()
+
+
+def noisy_batches(count: int = 4) -> list[torch.Tensor]:
+    batches = []
+    for index in range(count):
+        clean = synthetic_photo(32, 40, seed=index)
+        noisy = add_gaussian_noise(clean, 10.0 + 10.0 * index, seed=index)
+        batches.append(torch.from_numpy(noisy).permute(2, 0, 1)[None].contiguous())
+    return batches
+
+
+def rounded(values: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    codes = torch.clamp(torch.round(values / scale) + zero_point, 0, 255)
+    return (codes - zero_point) * scale
+
+
+def reference(
+    model: DenoiseNet, net: Int8DenoiseNet, noisy: torch.Tensor
+) -> torch.Tensor:
+    """Return the int8 network's expected output: float32 with the same roundings."""
+    stream = functional.relu(model.head(functional.pixel_unshuffle(noisy, 2)))
+    for block in net.blocks:
+        assert isinstance(block, Int8Block)
+        first, second = block.first, block.second
+        source = rounded(stream, first.source.scale, first.source.zero_point)
+        weight = torch.dequantize(first.weights)
+        middle = functional.relu(
+            functional.conv2d(source, weight, first.bias, padding=1)
+        )
+        middle = rounded(middle, block.middle.scale, block.middle.zero_point)
+        weight = torch.dequantize(second.weights)
+        stream = stream + functional.conv2d(middle, weight, second.bias, padding=1)
+    noise = functional.pixel_shuffle(model.tail(functional.relu(stream)), 2)
+    return noisy - noise
+
+
+def test_blocks_round_only_inputs_and_middle() -> None:
+    model = small_model()
+    net = Int8DenoiseNet.from_graph(model, quantize(model, noisy_batches()))
+    probe = noisy_batches(1)[0]
+
+    with torch.inference_mode():
+        output = net(probe)
+        expected = reference(model, net, probe)
+
+    # A code that rounds the other way at a tie moves a few outputs a little.
+    difference = (output - expected).abs()
+    assert float(difference.mean()) < 1e-4
+    assert float(difference.max()) < 5e-3
+
+
+def test_float_block_output_tracks_float_model() -> None:
+    model = small_model()
+    graph = quantize(model, noisy_batches())
+    net = Int8DenoiseNet.from_graph(model, graph)
+    probe = noisy_batches(1)[0]
+
+    with torch.inference_mode():
+        exact = model(probe)
+        graph_error = float((graph(probe) - exact).abs().mean())
+        net_error = float((net(probe) - exact).abs().mean())
+
+    # The graph also rounds each block output to 8 bits, and the network does not.
+    assert net_error < graph_error
+
+
+def test_graph_of_other_layout_rejected() -> None:
+    model = small_model()
+    graph = quantize(model, noisy_batches())
+    deeper = DenoiseNet(ModelConfig(width=8, blocks=3))
+
+    with pytest.raises(ValueError, match="no convolutions for block 2"):
+        Int8DenoiseNet.from_graph(deeper, graph)
+
+
+def test_uint8_codes_share_the_quantized_memory() -> None:
+    values = torch.randn(1, 8, 6, 10).contiguous(memory_format=torch.channels_last)
+    quantized = torch.quantize_per_tensor(values, 0.02, 120, torch.quint8)
+
+    codes = uint8_codes(quantized)
+
+    assert codes.dtype == torch.uint8
+    assert codes.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(codes, quantized.int_repr())
+    assert codes.untyped_storage().data_ptr() == quantized.untyped_storage().data_ptr()
