@@ -117,3 +117,19 @@ def test_uint8_codes_share_the_quantized_memory() -> None:
     assert codes.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(codes, quantized.int_repr())
     assert codes.untyped_storage().data_ptr() == quantized.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize("size", [(2, 2), (2, 14), (6, 4), (66, 38)])
+def test_small_inputs_keep_shape(size: tuple[int, int]) -> None:
+    model = small_model()
+    net = Int8DenoiseNet.from_graph(model, quantize(model, noisy_batches()))
+    height, width = size
+    noisy = torch.rand(1, 3, height, width)
+
+    with torch.inference_mode():
+        output = net(noisy)
+        expected = reference(model, net, noisy)
+
+    assert output.shape == noisy.shape
+    assert bool(torch.isfinite(output).all())
+    assert float((output - expected).abs().max()) < 5e-3
