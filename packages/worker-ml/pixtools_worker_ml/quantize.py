@@ -188,7 +188,7 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
     if not int8_supported():
         raise QuantizedWeightsError(
             f"this torch build lacks the {ENGINE} quantized engine or its int8 "
-            "convolution operators"
+            "convolution operators; set DENOISE_PRECISION to fp32 or bf16"
         )
 
     description = json.loads(json_path.read_text())
@@ -213,7 +213,10 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
         quantized.load_state_dict(state)
         return Int8DenoiseNet.from_graph(model, quantized)
     except (RuntimeError, ValueError) as error:
-        message = f"{path.name} does not fit the model: {error}"
+        message = (
+            f"{path.name} does not fit the model: {error}; run python -m "
+            "pixtools_worker_ml.quantize again"
+        )
         raise QuantizedWeightsError(message) from error
 
 

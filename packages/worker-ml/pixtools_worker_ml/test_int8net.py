@@ -77,13 +77,13 @@ def test_blocks_round_only_inputs_and_middle() -> None:
         output = net(probe)
         expected = reference(model, net, probe)
 
-    # A code that rounds the other way at a tie moves a few outputs a little.
+    # Sums in another order can cross a rounding boundary and move a few outputs.
     difference = (output - expected).abs()
     assert float(difference.mean()) < 1e-4
     assert float(difference.max()) < 5e-3
 
 
-def test_float_block_output_tracks_float_model() -> None:
+def test_float_block_outputs_beat_graph() -> None:
     model = small_model()
     graph = quantize(model, noisy_batches())
     net = Int8DenoiseNet.from_graph(model, graph)
@@ -107,7 +107,7 @@ def test_graph_of_other_layout_rejected() -> None:
         Int8DenoiseNet.from_graph(deeper, graph)
 
 
-def test_uint8_codes_share_the_quantized_memory() -> None:
+def test_uint8_codes_share_memory() -> None:
     values = torch.randn(1, 8, 6, 10).contiguous(memory_format=torch.channels_last)
     quantized = torch.quantize_per_tensor(values, 0.02, 120, torch.quint8)
 
