@@ -4,7 +4,7 @@ The image is cut into tiles whose cores are at most ``tile_size`` pixels on a si
 spread evenly (see tile_spans). Each tile runs through the network with at least
 ``tile_overlap`` extra pixels of real image context on every side that has a
 neighbour, and only its core is written to the output. The network's receptive field
-reaches ``receptive_radius()`` pixels (54 for the default model), but pixels that far
+reaches ``receptive_radius()`` pixels (62 for the default model), but pixels that far
 out have almost no weight. With 16 px of overlap the tiled output of the trained
 model differed from whole-image output of a 1 MP photo by 0.00001 dB PSNR in int8
 and by under 0.00005 dB in fp32 (bench/bench_denoise.py --check-whole), and the tests

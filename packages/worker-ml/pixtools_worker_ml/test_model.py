@@ -16,9 +16,9 @@ from pixtools_worker_ml.model import (
 def test_default_parameter_count() -> None:
     model = DenoiseNet()
 
-    assert count_parameters(model) == 900_172
-    assert model.config.convolutions == 26
-    assert receptive_radius(model.config) == 54
+    assert count_parameters(model) == 1_047_884
+    assert model.config.convolutions == 30
+    assert receptive_radius(model.config) == 62
 
 
 def test_untrained_model_is_near_identity() -> None:
