@@ -196,6 +196,7 @@ class PrivatePostgres:
     data_dir: Path
     port: int
     user_prefix: list[str]
+    options: str
 
     @property
     def admin_url(self) -> str:
@@ -217,9 +218,15 @@ class PrivatePostgres:
             ]
         )
 
-    def restart(self) -> None:
-        """Restart the server: open connections are closed, as in a failover."""
-        self.pg_ctl("restart", "-m", "fast")
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Restart the server: open connections are closed, as in a failover.
+
+        The server stays stopped for ``down_seconds``, so clients that reach for
+        it meanwhile get connection errors, not only broken idle connections.
+        """
+        self.pg_ctl("stop", "-m", "fast")
+        time.sleep(down_seconds)
+        self.pg_ctl("-o", self.options, "start")
 
 
 @contextmanager
@@ -257,7 +264,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     except subprocess.CalledProcessError as exc:
         pytest.skip(f"initdb failed: {exc.stderr.strip()[-500:]}")
     options = f"-c listen_addresses={LOCALHOST} -p {port} -k {folder} -c fsync=off"
-    server = PrivatePostgres(bin_dir, data_dir, port, user_prefix)
+    server = PrivatePostgres(bin_dir, data_dir, port, user_prefix, options)
     try:
         server.pg_ctl("-o", options, "start")
         yield server

@@ -3,9 +3,10 @@
 Both servers are private to this module (durability_servers), so restarting
 them disturbs no other test.
 
-- PostgreSQL restart: every open connection breaks. Workers retry the failed
-  step with backoff in the task (the database is the record of every job, so
-  nothing else can go on), and ``pool_pre_ping`` replaces the dead connections.
+- PostgreSQL restart: the server stops for a second while tasks run, and every
+  open connection breaks. Workers retry the failed step with backoff in the task
+  (the database is the record of every job, so nothing else can go on), and
+  ``pool_pre_ping`` replaces the dead connections.
 - Redis stop: Redis only backs optional API features. Rate limits fail open,
   so plain submissions are still accepted and processed. A request with an
   Idempotency-Key gets 503 ``idempotency-store-unavailable``: nothing is
@@ -42,6 +43,10 @@ from pixtools_shared.testing import temporary_rabbitmq_vhost
 
 JOBS_BEFORE_RESTART = 12
 JOBS_AFTER_RESTART = 4
+# Long enough that tasks still running reach for the stopped server: 12 jobs of
+# two 0.3 s operations on two worker processes take about 4 s in all. Eight
+# retries at 0.2 s doubling to 2 s wait at least 5.5 s, well past the outage.
+POSTGRES_DOWN_SECONDS = 1.0
 DATABASE_NAME = "pixtools_durability"
 
 
@@ -70,6 +75,7 @@ def servers(
                 "WORKER_CONCURRENCY": "2",
                 "TEST_OPERATION_DELAY_SECONDS": "0.3",
                 "RECOVERY_INTERVAL_SECONDS": "2",
+                "TASK_MAX_RETRIES": "8",
             }
         )
         stack = resources.enter_context(durability_stack(tmp, overrides))
@@ -85,7 +91,7 @@ def test_postgres_restart_loses_no_job(
     job_ids = [stack.submit(["png", "jpg"]) for _ in range(JOBS_BEFORE_RESTART)]
     stack.wait_for_operation(job_ids[1], "png", "SUCCEEDED")
 
-    postgres.restart()
+    postgres.restart(down_seconds=POSTGRES_DOWN_SECONDS)
     job_ids += [stack.submit(["png", "jpg"]) for _ in range(JOBS_AFTER_RESTART)]
     jobs = stack.wait_for_jobs(job_ids, timeout=240)
 
