@@ -219,10 +219,9 @@ class PrivatePostgres:
         )
 
     def restart(self, down_seconds: float = 0.0) -> None:
-        """Restart the server: open connections are closed, as in a failover.
+        """Stop the server for ``down_seconds``, then start it, as in a failover.
 
-        The server stays stopped for ``down_seconds``, so clients that reach for
-        it meanwhile get connection errors, not only broken idle connections.
+        Open connections break, and new ones fail while the server is down.
         """
         self.pg_ctl("stop", "-m", "fast")
         time.sleep(down_seconds)

@@ -43,9 +43,8 @@ from pixtools_shared.testing import temporary_rabbitmq_vhost
 
 JOBS_BEFORE_RESTART = 12
 JOBS_AFTER_RESTART = 4
-# Long enough that tasks still running reach for the stopped server: 12 jobs of
-# two 0.3 s operations on two worker processes take about 4 s in all. Eight
-# retries at 0.2 s doubling to 2 s wait at least 5.5 s, well past the outage.
+# The 12 jobs take about 4 s, so running tasks reach the stopped server. Eight
+# retries (0.2 s doubling to 2 s, jittered) wait at least 5.5 s, past the outage.
 POSTGRES_DOWN_SECONDS = 1.0
 DATABASE_NAME = "pixtools_durability"
 
