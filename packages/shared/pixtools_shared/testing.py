@@ -6,6 +6,8 @@ PIXTOOLS_TEST_RABBITMQ_HOST (default 127.0.0.1:5672) is the RabbitMQ the broker
 tests use, each in its own virtual host made with rabbitmqctl.
 PIXTOOLS_TEST_REDIS_URL (default ``redis://127.0.0.1:6379/0``) is the Redis of the
 tests; they use unique key prefixes and delete their keys.
+PIXTOOLS_AWKWARD_CORPUS (no default) is a folder of awkward real-world image files;
+the tests that read it are skipped when it is unset.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -24,6 +27,7 @@ from sqlalchemy.engine import make_url
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_RABBITMQ_HOST = "127.0.0.1:5672"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+AWKWARD_CORPUS_ENV = "PIXTOOLS_AWKWARD_CORPUS"
 
 
 def free_port() -> int:
@@ -118,3 +122,17 @@ def redis_available(url: str | None = None) -> bool:
         return False
     finally:
         client.close()
+
+
+def awkward_corpus() -> Path | None:
+    """Return the awkward image corpus folder, or None when the setting is unset."""
+    folder = os.environ.get(AWKWARD_CORPUS_ENV)
+    return Path(folder) if folder else None
+
+
+def awkward_corpus_files() -> list[Path]:
+    """Return the corpus files sorted by name, or an empty list without a corpus."""
+    folder = awkward_corpus()
+    if folder is None:
+        return []
+    return sorted(path for path in folder.iterdir() if path.is_file())

@@ -8,7 +8,6 @@ that decode and carry no EXIF or XMP) or raise a PixToolsError subclass.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,20 @@ from pixtools_shared.imaging.convert import convert_image
 from pixtools_shared.imaging.limits import ImageLimits
 from pixtools_shared.imaging.metadata import extract_metadata
 from pixtools_shared.imaging.probe import probe_image
+from pixtools_shared.testing import (
+    AWKWARD_CORPUS_ENV,
+    awkward_corpus,
+    awkward_corpus_files,
+)
 
-CORPUS_ENV = "PIXTOOLS_AWKWARD_CORPUS"
-_corpus = os.environ.get(CORPUS_ENV)
+CORPUS = awkward_corpus()
+FILES = awkward_corpus_files()
 
 # Skipping test by test (not the whole module) keeps at least one collected test,
 # so pytest does not exit with "no tests collected" when the corpus is absent.
-pytestmark = pytest.mark.skipif(not _corpus, reason=f"{CORPUS_ENV} is not set")
-
-CORPUS = Path(_corpus) if _corpus else None
-FILES = sorted(path for path in CORPUS.iterdir() if path.is_file()) if CORPUS else []
+pytestmark = pytest.mark.skipif(
+    CORPUS is None, reason=f"{AWKWARD_CORPUS_ENV} is not set"
+)
 LIMITS = ImageLimits()
 
 # Known outcomes for files of the reference corpus, checked when present:
