@@ -136,3 +136,8 @@ def awkward_corpus_files() -> list[Path]:
     if folder is None:
         return []
     return sorted(path for path in folder.iterdir() if path.is_file())
+
+
+def corpus_id(path: Path) -> str:
+    """Return the file name as ASCII, for a readable pytest parameter id."""
+    return path.name.encode("ascii", errors="replace").decode("ascii")

@@ -5,9 +5,9 @@ spread evenly (see tile_spans). Each tile runs through the network with at least
 ``tile_overlap`` extra pixels of real image context on every side that has a
 neighbour, and only its core is written to the output. The network's receptive field
 reaches ``receptive_radius()`` pixels (62 for the default model), but pixels that far
-out have almost no weight. With 16 px of overlap the tiled output of the trained
-model differed from whole-image output of a 1 MP photo by 0.00001 dB PSNR in int8
-and by under 0.00005 dB in fp32 (bench/bench_denoise.py --check-whole), and the tests
+out have almost no weight. With 16 px of overlap the tiled int8 output of the
+14-block weights differed from whole-image output of a 1 MP photo by 0.00006 to
+0.00033 dB PSNR on two CPUs (bench/bench_denoise.py --check-whole), and the tests
 require under 0.01 dB. Tiles at the image border get the same zero padding as a
 whole-image pass. Peak memory grows with the tile size, not the image size, because
 the full image is held only as the uint8 (or float) source and output arrays.
@@ -210,9 +210,9 @@ def time_budget_seconds(
 ) -> float:
     """Return the seconds one denoise call may take: a base plus a per-MP share.
 
-    bench/bench_denoise.py measured 0.6 s per megapixel on an idle core and up to
-    1.3 s/MP on a shared one, so the default of 60 s + 10 s/MP only trips on a
-    badly overloaded or stalled worker.
+    bench/bench_denoise.py measured the 14-block int8 network at 0.5 to 1.7 s per
+    megapixel on one idle core, depending on the CPU, so the default of 60 s +
+    10 s/MP only trips on a badly overloaded or stalled worker.
     """
     return base_seconds + seconds_per_megapixel * pixels / 1_000_000
 

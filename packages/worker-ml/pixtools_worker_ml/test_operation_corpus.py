@@ -1,6 +1,6 @@
 """Runs the denoise operation over a folder of awkward real-world images.
 
-Set PIXTOOLS_AWKWARD_CORPUS to the folder; the tests are skipped when it is unset.
+PIXTOOLS_AWKWARD_CORPUS names the folder, and the tests are skipped without it.
 Every file must either come back denoised at its displayed size, as a PNG that
 decodes, or raise the PixToolsError that its header or its damage calls for. The
 denoiser here caps sources at 4 MP, so a larger scan in the corpus checks the
@@ -22,6 +22,7 @@ from pixtools_shared.testing import (
     AWKWARD_CORPUS_ENV,
     awkward_corpus,
     awkward_corpus_files,
+    corpus_id,
 )
 from pixtools_worker_ml.inference import Denoiser
 from pixtools_worker_ml.operation import denoise_bytes
@@ -37,10 +38,6 @@ MAX_PIXELS = 4_000_000
 # Files of the reference corpus whose headers pass but whose pixel data is cut
 # short: decoding them must fail with InvalidImageError.
 DAMAGED = {"pillow__truncated_jpeg.jpg", "pillow__truncated_image.png"}
-
-
-def corpus_id(path: Path) -> str:
-    return path.name.encode("ascii", errors="replace").decode("ascii")
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from pixtools_shared.testing import (
     AWKWARD_CORPUS_ENV,
     awkward_corpus,
     awkward_corpus_files,
+    corpus_id,
 )
 
 CORPUS = awkward_corpus()
@@ -65,10 +66,6 @@ EXPECTED_SIZES: dict[str, tuple[int, int]] = {
     "pillow__sugarshack.mpo": (640, 480),
     "pillow__iss634.gif": (245, 245),
 }
-
-
-def corpus_id(path: Path) -> str:
-    return path.name.encode("ascii", errors="replace").decode("ascii")
 
 
 @pytest.fixture(params=FILES, ids=[corpus_id(path) for path in FILES])
