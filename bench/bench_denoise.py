@@ -1,13 +1,16 @@
 """Measure denoise speed (seconds per megapixel) and peak memory (RSS).
 
-    python bench/bench_denoise.py [--sizes 1 12 24] [--threads N] [--output-dir DIR]
+    python bench/bench_denoise.py [--sizes 1 12 24] [--threads N] [--views V]
+        [--output-dir DIR]
 
 Each size runs in its own child process, so the peak RSS of one size is not mixed
 with the others. The child builds a synthetic noisy uint8 photo (a tiled pattern of
 gradients and shapes with sigma-25 noise), wraps it in a Pillow image and times
 ``Denoiser.denoise_image`` with the tile settings given, which is the worker's code
-path. The peak RSS includes the input and output images (3 bytes per pixel each, plus
-their Pillow copies) and the torch runtime. With --check-whole the 1 MP child also
+path. With --views auto (the default, as in the ML worker) each child measures one
+pass at start-up and picks its views, so a busy machine may pick fewer. The peak
+RSS includes the input and output images (3 bytes per pixel each, plus their Pillow
+copies) and the torch runtime. With --check-whole the 1 MP child also
 runs a whole-image pass with the same network and precision and reports the PSNR of
 the noisy, tiled and whole outputs against the clean photo, their difference, and
 the largest per-pixel difference in 8-bit levels.
@@ -47,6 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, help="torch threads (default: CPU share)"
     )
     parser.add_argument("--precision", default="auto", help="auto, bf16, fp32 or int8")
+    parser.add_argument(
+        "--views",
+        default="auto",
+        help="views per tile: auto (as the ML worker: the most that fit "
+        "--target-seconds-per-megapixel), 1, 2, 4 or 8",
+    )
+    parser.add_argument("--target-seconds-per-megapixel", type=float, default=0.8)
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--tile-overlap", type=int, default=16)
     parser.add_argument("--check-whole", action="store_true")
@@ -92,6 +102,8 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         max_pixels=10**9,
         precision=args.precision,
         threads=args.threads,
+        views=args.views,
+        target_seconds_per_megapixel=args.target_seconds_per_megapixel,
     )
     warm = Image.fromarray(build_noisy_photo(0.05), "RGB")
     denoiser.denoise_image(warm)
@@ -113,10 +125,11 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_before_denoise_mib": round(rss_before, 1),
         "threads": denoiser.threads,
         "precision": denoiser.precision,
+        "views": denoiser.views,
     }
 
     if args.check_whole:
-        # The same network and precision as the tiled pass, in one piece.
+        # The same network, precision and views as the tiled pass, in one piece.
         whole = Denoiser(
             denoiser.model,
             tiles=TileOptions(0, 0),
@@ -124,6 +137,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             precision=denoiser.precision,
             threads=denoiser.threads,
             quantized=denoiser.network if denoiser.precision == "int8" else None,
+            views=denoiser.views,
         )
         whole_result = whole.denoise_image(image)
         clean = build_noisy_photo(megapixels, noisy=False).astype(np.float32) / 255.0
@@ -149,14 +163,15 @@ def markdown(records: list[dict[str, Any]], machine: str, tiles: str) -> str:
     lines = [
         f"Machine: {machine}. Tiles: {tiles}.",
         "",
-        "| image | seconds | ms/MP | peak RSS (MiB) | threads | precision |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| image | seconds | ms/MP | peak RSS (MiB) | threads | precision | views |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for record in records:
         lines.append(
             f"| {record['megapixels']} MP ({record['width']}x{record['height']}) | "
             f"{record['seconds']} | {record['seconds_per_megapixel'] * 1000:.0f} | "
-            f"{record['peak_rss_mib']} | {record['threads']} | {record['precision']} |"
+            f"{record['peak_rss_mib']} | {record['threads']} | {record['precision']} | "
+            f"{record['views']} |"
         )
     for record in records:
         if "tiled_psnr_db" in record:
@@ -199,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         command = [sys.executable, __file__, "--child", str(size)]
         command += ["--precision", args.precision]
+        command += ["--views", args.views]
+        command += [
+            "--target-seconds-per-megapixel",
+            str(args.target_seconds_per_megapixel),
+        ]
         command += ["--tile-size", str(args.tile_size)]
         command += ["--tile-overlap", str(args.tile_overlap)]
         if args.threads:

@@ -1,6 +1,7 @@
 """Denoise quality measured through the HTTP API, against the in-process evaluation.
 
     python bench/bench_denoise_api.py --datasets-dir DIR [--limit N] [--precision P]
+        [--views V]
     python bench/bench_denoise_api.py --images FOLDER [--sigmas 15 25 50]
     python bench/bench_denoise_api.py --smoke
 
@@ -15,12 +16,13 @@ result and computes its PSNR against the clean image with ``psnr_uint8``.
 
 Afterwards ``evaluate(denoiser, paths, sigmas, eight_bit=True)`` scores the same
 images in this process, with the same weights, precision, tile settings and
-torch thread count as the ML worker. Every in-process output is also compared
-with the API's output pixel by pixel. With a fixed precision the two PSNRs
-should agree within AGREEMENT_TOLERANCE_DB. With precision auto, the worker and
-this process each run a timing probe and may pick different precisions, so both
-picks are recorded. --smoke uses two tiny synthetic images instead of a folder.
-Results go to denoise_api.json and denoise_api.md in --output-dir.
+torch thread count as the ML worker, and the views the worker logged (with
+--views auto it measures its speed at start-up and picks them). Every in-process
+output is also compared with the API's output pixel by pixel. With a fixed
+precision the two PSNRs should agree within AGREEMENT_TOLERANCE_DB. With precision
+auto, the worker and this process each run a timing probe and may pick different
+precisions, so both picks are recorded. --smoke uses two tiny synthetic images
+instead of a folder. Results go to denoise_api.json and denoise_api.md in --output-dir.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from pixtools_worker_ml.data import (
 from pixtools_worker_ml.evaluate import evaluate
 from pixtools_worker_ml.inference import Denoiser, TileOptions
 from pixtools_worker_ml.runtime import PRECISIONS
+from pixtools_worker_ml.views import VIEW_COUNTS
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +92,7 @@ DEFAULT_SIGMAS = (15.0, 25.0, 50.0)
 # The worker's own defaults, so that both paths tile the same way.
 DEFAULT_TILE_SIZE: int = Settings.model_fields["DENOISE_TILE_SIZE"].default
 DEFAULT_TILE_OVERLAP: int = Settings.model_fields["DENOISE_TILE_OVERLAP"].default
+VIEW_CHOICES = ["auto", *(str(count) for count in VIEW_COUNTS)]
 # Width and height of the synthetic clean images of --smoke. The odd sizes make
 # the network pad the image to a multiple of its pixel-unshuffle scale.
 SMOKE_SIZES = ((96, 64), (81, 57))
@@ -161,6 +165,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "(default auto)",
     )
     parser.add_argument(
+        "--views",
+        default="auto",
+        choices=VIEW_CHOICES,
+        help="DENOISE_VIEWS of the ML worker (default auto); the in-process "
+        "denoiser runs the views the worker logged",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="torch threads of the ML worker and of this process (default: the "
@@ -206,6 +217,7 @@ def platform_settings(arguments: argparse.Namespace) -> dict[str, str]:
     """Return the settings that the platform's processes get on top of benchkit's."""
     settings = {
         "DENOISE_PRECISION": arguments.precision,
+        "DENOISE_VIEWS": arguments.views,
         "DENOISE_TILE_SIZE": str(arguments.tile_size),
         "DENOISE_TILE_OVERLAP": str(arguments.tile_overlap),
         "ML_WORKER_CONCURRENCY": "1",
@@ -485,10 +497,13 @@ def run_in_process(
     arguments: argparse.Namespace,
     uploads: UploadSet,
     api_outputs: dict[JobKey, UInt8Array | None],
+    views: int | str,
 ) -> tuple[dict[str, Any], dict[JobKey, dict[str, Any]]]:
     """Run evaluate() on the uploads' images and compare each output with the API's.
 
-    Returns the evaluation summary and the per-upload comparisons.
+    ``views`` is the ML worker's view count, or the --views setting when the
+    worker's log lacks it. Returns the evaluation summary and the per-upload
+    comparisons.
     """
     weights = arguments.weights or Settings().DENOISE_MODEL_PATH
     denoiser = Denoiser.load(
@@ -497,6 +512,7 @@ def run_in_process(
         max_pixels=10**9,
         precision=arguments.precision,
         threads=arguments.threads,
+        views=views,
     )
     comparing = ComparingDenoiser(denoiser, uploads, api_outputs)
     started = time.monotonic()
@@ -512,6 +528,7 @@ def run_in_process(
         )
     summary = {
         "precision": denoiser.precision,
+        "views": denoiser.views,
         "threads": denoiser.threads,
         "tile_size": denoiser.tiles.tile_size,
         "tile_overlap": denoiser.tiles.tile_overlap,
@@ -523,7 +540,7 @@ def run_in_process(
 
 
 def read_worker_log(path: Path) -> dict[str, Any]:
-    """Read the ML worker's precision pick and per-job denoise times from its log."""
+    """Read the ML worker's precision, views and per-job denoise times from its log."""
     picks: list[dict[str, Any]] = []
     seconds_by_job: dict[str, float] = {}
     try:
@@ -547,11 +564,20 @@ def read_worker_log(path: Path) -> dict[str, Any]:
                     "seconds": entry.get("seconds"),
                 }
             )
+        elif event == "views_probe":
+            picks.append(
+                {
+                    "event": event,
+                    "chosen": entry.get("chosen"),
+                    "seconds_per_megapixel": entry.get("seconds_per_megapixel"),
+                }
+            )
         elif event == "denoiser_loaded":
             picks.append(
                 {
                     "event": event,
                     "precision": entry.get("precision"),
+                    "views": entry.get("views"),
                     "threads": entry.get("threads"),
                     "tile_size": entry.get("tile_size"),
                     "tile_overlap": entry.get("tile_overlap"),
@@ -559,11 +585,12 @@ def read_worker_log(path: Path) -> dict[str, Any]:
             )
         elif event == "image_denoised" and entry.get("job_id"):
             seconds_by_job[str(entry["job_id"])] = float(entry["seconds"])
-    loaded = [pick["precision"] for pick in picks if pick["event"] == "denoiser_loaded"]
+    loaded = [pick for pick in picks if pick["event"] == "denoiser_loaded"]
     return {
         "events": picks,
         # ML_WORKER_CONCURRENCY is 1, so one process loads one Denoiser.
-        "precision": loaded[-1] if loaded else None,
+        "precision": loaded[-1]["precision"] if loaded else None,
+        "views": loaded[-1]["views"] if loaded else None,
         "denoise_seconds_by_job": seconds_by_job,
     }
 
@@ -705,12 +732,18 @@ def timing_table(rows: list[dict[str, Any]]) -> str:
 def comparison_summary(
     arguments: argparse.Namespace, worker: dict[str, Any], in_process: dict[str, Any]
 ) -> dict[str, Any]:
-    """Return the precision of each path and whether the two are the same."""
-    same_precision = worker["precision"] == in_process["precision"]
+    """Return the precision and views of each path and whether the two are the same."""
+    same_precision = (
+        worker["precision"] == in_process["precision"]
+        and worker["views"] == in_process["views"]
+    )
     return {
         "precision_setting": arguments.precision,
         "worker_precision": worker["precision"],
         "in_process_precision": in_process["precision"],
+        "views_setting": arguments.views,
+        "worker_views": worker["views"],
+        "in_process_views": in_process["views"],
         "same_precision": same_precision,
         "tolerance_db": AGREEMENT_TOLERANCE_DB,
     }
@@ -719,15 +752,18 @@ def comparison_summary(
 def comparison_sentence(comparison: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     worker = comparison["worker_precision"]
     sentence = (
-        f"Precision setting {comparison['precision_setting']}: the ML worker ran "
-        f"{worker or 'a precision missing from its log'}, the in-process denoiser "
-        f"{comparison['in_process_precision']}."
+        f"Precision setting {comparison['precision_setting']}, views setting "
+        f"{comparison['views_setting']}: the ML worker ran "
+        f"{worker or 'a precision missing from its log'} with "
+        f"{comparison['worker_views']} view(s), the in-process denoiser "
+        f"{comparison['in_process_precision']} with "
+        f"{comparison['in_process_views']} view(s)."
     )
     if worker is None:
         return sentence + " The two paths were not compared."
     if not comparison["same_precision"]:
         return sentence + (
-            " The two paths ran different precisions, so their PSNRs are not "
+            " The two paths ran different precisions or views, so their PSNRs are not "
             f"expected to agree. Run again with --precision {worker} to compare "
             "them."
         )
@@ -771,7 +807,7 @@ def write_reports(folder: Path, results: dict[str, Any]) -> str:
             "bits, uploaded as PNG with one denoise operation (png output). PSNR "
             "with psnr_uint8 against the clean image, averaged over the images. "
             "In-process: evaluate(eight_bit=True) with the worker's weights, "
-            f"precision, tiles ({settings['tile_size']} px, "
+            f"precision, views, tiles ({settings['tile_size']} px, "
             f"{settings['tile_overlap']} px overlap) and "
             f"{results['in_process']['threads']} torch thread(s).",
             tables,
@@ -798,6 +834,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results["settings"] = {
         "sigmas": uploads.sigmas,
         "precision": arguments.precision,
+        "views": arguments.views,
         "threads": arguments.threads,
         "tile_size": arguments.tile_size,
         "tile_overlap": arguments.tile_overlap,
@@ -824,12 +861,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         record["worker_denoise_s"] = worker["denoise_seconds_by_job"].get(job_id)
 
     api_outputs = {key: outcome.output for key, outcome in outcomes.items()}
-    in_process, comparisons = run_in_process(arguments, uploads, api_outputs)
+    views = worker["views"] or arguments.views
+    in_process, comparisons = run_in_process(arguments, uploads, api_outputs, views)
     for key, comparison in comparisons.items():
         outcomes[key].record.update(comparison)
 
     comparison = comparison_summary(arguments, worker, in_process)
-    results["worker"] = {"precision": worker["precision"], "events": worker["events"]}
+    results["worker"] = {
+        "precision": worker["precision"],
+        "views": worker["views"],
+        "events": worker["events"],
+    }
     results["in_process"] = in_process
     results["comparison"] = comparison
     results["per_sigma"] = sigma_rows(

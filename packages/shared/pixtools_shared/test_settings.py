@@ -120,9 +120,22 @@ def test_get_settings_cached_until_reset(monkeypatch: pytest.MonkeyPatch) -> Non
     assert get_settings().RETENTION_SECONDS == 120
 
 
+def test_denoise_views_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DENOISE_VIEWS", "2")
+    monkeypatch.setenv("DENOISE_TARGET_SECONDS_PER_MEGAPIXEL", "0.5")
+
+    settings = Settings()
+
+    assert settings.DENOISE_VIEWS == "2"
+    assert settings.DENOISE_TARGET_SECONDS_PER_MEGAPIXEL == 0.5
+    assert Settings.model_fields["DENOISE_VIEWS"].default == "auto"
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
+        ({"DENOISE_VIEWS": "3"}, "DENOISE_VIEWS"),
+        ({"DENOISE_TARGET_SECONDS_PER_MEGAPIXEL": 0}, "greater than 0"),
         ({"DENOISE_TILE_SIZE": 513}, "must be even"),
         ({"DENOISE_TILE_OVERLAP": 33}, "must be even"),
         ({"DENOISE_TILE_OVERLAP": 256}, "less than half of DENOISE_TILE_SIZE"),
@@ -132,7 +145,9 @@ def test_get_settings_cached_until_reset(monkeypatch: pytest.MonkeyPatch) -> Non
         ),
     ],
 )
-def test_denoise_settings_checked(overrides: dict[str, int], message: str) -> None:
+def test_denoise_settings_checked(
+    overrides: dict[str, int | str], message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**overrides)  # type: ignore[arg-type]
 

@@ -43,6 +43,7 @@ from pixtools_worker_ml.runtime import (
     parse_precision,
     to_channels_last,
 )
+from pixtools_worker_ml.views import from_view, parse_views, to_view, views_within
 from pixtools_worker_ml.weights_io import load_weights
 
 logger = structlog.get_logger(__name__)
@@ -54,8 +55,14 @@ DEFAULT_MAX_PIXELS = 16_000_000
 DEFAULT_PRECISION = "auto"
 DEFAULT_TIME_BASE_SECONDS = 60.0
 DEFAULT_SECONDS_PER_MEGAPIXEL = 10.0
+DEFAULT_VIEWS = "1"
+# Views auto keeps the time per megapixel of all views under this, leaving 20 %
+# of the 1.0 s/MP speed target for the error of a start-up measurement.
+DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL = 0.8
 # Side of the noisy square that precision auto times each precision on.
 PROBE_SIZE = 128
+# Timed passes of one full tile when views auto measures the time per megapixel.
+SPEED_PROBE_ROUNDS = 2
 
 
 class DenoiseTimeoutError(PixToolsError):
@@ -86,6 +93,12 @@ class DenoiseSettings(Protocol):
 
     @property
     def DENOISE_PRECISION(self) -> str: ...
+
+    @property
+    def DENOISE_VIEWS(self) -> str: ...
+
+    @property
+    def DENOISE_TARGET_SECONDS_PER_MEGAPIXEL(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -229,6 +242,8 @@ class Denoiser:
         precision: str = DEFAULT_PRECISION,
         threads: int | None = None,
         quantized: torch.nn.Module | None = None,
+        views: str | int = DEFAULT_VIEWS,
+        target_seconds_per_megapixel: float = DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL,
     ) -> None:
         self.threads = configure_threads(threads)
         self.tiles = tiles or TileOptions()
@@ -248,10 +263,13 @@ class Denoiser:
         self.network: torch.nn.Module = self.model
         if self.precision == "int8" and quantized is not None:
             self.network = quantized
+        fixed_views = parse_views(views)
+        self.views = fixed_views or self.views_for(target_seconds_per_megapixel)
         logger.info(
             "denoiser_loaded",
             threads=self.threads,
             precision=self.precision,
+            views=self.views,
             tile_size=self.tiles.tile_size,
             tile_overlap=self.tiles.tile_overlap,
             max_pixels=self.max_pixels,
@@ -267,6 +285,8 @@ class Denoiser:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         precision: str = DEFAULT_PRECISION,
         threads: int | None = None,
+        views: str | int = DEFAULT_VIEWS,
+        target_seconds_per_megapixel: float = DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL,
     ) -> Denoiser:
         """Load ``weights_path``, or the weights bundled in the package when None.
 
@@ -290,6 +310,8 @@ class Denoiser:
             precision=requested,
             threads=threads,
             quantized=quantized,
+            views=views,
+            target_seconds_per_megapixel=target_seconds_per_megapixel,
         )
 
     @classmethod
@@ -302,6 +324,8 @@ class Denoiser:
             max_pixels=settings.DENOISE_MAX_PIXELS,
             precision=settings.DENOISE_PRECISION,
             threads=settings.TORCH_THREADS,
+            views=settings.DENOISE_VIEWS,
+            target_seconds_per_megapixel=settings.DENOISE_TARGET_SECONDS_PER_MEGAPIXEL,
         )
 
     def fastest_precision(self) -> str:
@@ -339,6 +363,40 @@ class Denoiser:
         )
         return chosen
 
+    def seconds_per_megapixel(self) -> float:
+        """Time one view of a full tile with the threads and precision in use.
+
+        The tile is as large as a tiled pass runs (its core plus overlap), or
+        1024 px square for a whole-image denoiser, and the result is per pixel of
+        its core, so it includes the cost of the overlap.
+        """
+        core = self.tiles.tile_size if self.tiles.tile_size > 0 else 1024
+        side = round_up(core, self.scale) + 2 * round_up(
+            self.tiles.tile_overlap, self.scale
+        )
+        tile = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
+        self.forward(self.network, tile, self.precision == "bf16")
+        best = float("inf")
+        for _ in range(SPEED_PROBE_ROUNDS):
+            started = time.perf_counter()
+            self.forward(self.network, tile, self.precision == "bf16")
+            best = min(best, time.perf_counter() - started)
+        return best / (core * core / 1_000_000)
+
+    def views_for(self, target_seconds_per_megapixel: float) -> int:
+        """Pick the most views whose measured time fits the target per megapixel."""
+        measured = self.seconds_per_megapixel()
+        views = views_within(measured, target_seconds_per_megapixel)
+        logger.info(
+            "views_probe",
+            chosen=views,
+            seconds_per_megapixel=round(measured, 3),
+            target_seconds_per_megapixel=target_seconds_per_megapixel,
+            precision=self.precision,
+            threads=self.threads,
+        )
+        return views
+
     def check_size(self, width: int, height: int) -> None:
         if width * height > self.max_pixels:
             raise ImageTooLargeError(
@@ -347,8 +405,28 @@ class Denoiser:
             )
 
     def run_tile(self, tile: NDArray[Any]) -> NDArray[np.float32]:
-        """Denoise one HxWx3 tile (uint8 or float on [0, 1]) into unclipped floats."""
-        return self.forward(self.network, tile, self.precision == "bf16")
+        """Denoise one HxWx3 tile (uint8 or float on [0, 1]) into unclipped floats.
+
+        With several views, the tile is first padded to whole pixel-unshuffle
+        cells at its bottom and right, so that every view keeps the cell grid
+        anchored at the tile's top-left corner, as the tiles of a whole image are.
+        """
+        use_bf16 = self.precision == "bf16"
+        if self.views == 1:
+            return self.forward(self.network, tile, use_bf16)
+
+        height, width = tile.shape[:2]
+        pad_bottom = round_up(height, self.scale) - height
+        pad_right = round_up(width, self.scale) - width
+        if pad_bottom or pad_right:
+            tile = np.pad(tile, ((0, pad_bottom), (0, pad_right), (0, 0)), "edge")
+        total = np.zeros(tile.shape, dtype=np.float32)
+        for index in range(self.views):
+            view = np.ascontiguousarray(to_view(tile, index))
+            restored = self.forward(self.network, view, use_bf16)
+            total += from_view(restored, index)
+        total /= self.views
+        return total[:height, :width]
 
     def forward(
         self, network: torch.nn.Module, tile: NDArray[Any], use_bf16: bool
