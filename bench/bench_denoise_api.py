@@ -586,11 +586,16 @@ def read_worker_log(path: Path) -> dict[str, Any]:
         elif event == "image_denoised" and entry.get("job_id"):
             seconds_by_job[str(entry["job_id"])] = float(entry["seconds"])
     loaded = [pick for pick in picks if pick["event"] == "denoiser_loaded"]
+    # Under views auto the worker logs "auto" at load and its pick at first use.
+    chosen_views = [pick["chosen"] for pick in picks if pick["event"] == "views_probe"]
+    views = chosen_views[-1] if chosen_views else None
+    if views is None and loaded and isinstance(loaded[-1]["views"], int):
+        views = loaded[-1]["views"]
     return {
         "events": picks,
         # ML_WORKER_CONCURRENCY is 1, so one process loads one Denoiser.
         "precision": loaded[-1]["precision"] if loaded else None,
-        "views": loaded[-1]["views"] if loaded else None,
+        "views": views,
         "denoise_seconds_by_job": seconds_by_job,
     }
 

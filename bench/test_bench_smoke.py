@@ -180,6 +180,7 @@ def test_denoise_smoke(smoke_run: Path, step: str) -> None:
         assert record["seconds_per_megapixel"] > 0
         assert record["peak_rss_mib"] > 0
         assert record["precision"] in {"bf16", "fp32", "int8"}
+        assert record["views"] in {1, 2, 4, 8}
         # Smoke images fit one tile, so tiled and whole passes are identical.
         assert record["tiled_vs_whole_max_difference_levels"] == 0
         assert record["tiled_psnr_db"] > record["noisy_psnr_db"] + 3.0
@@ -212,6 +213,9 @@ def test_denoise_api_smoke(tmp_path: Path) -> None:
     assert data["problems"] == []
     assert data["comparison"]["worker_precision"] == "fp32"
     assert data["comparison"]["in_process_precision"] == "fp32"
+    # The in-process denoiser runs the views that the worker picked.
+    assert data["comparison"]["worker_views"] in {1, 2, 4, 8}
+    assert data["comparison"]["in_process_views"] == data["comparison"]["worker_views"]
     image_count = len(bench_denoise_api.SMOKE_SIZES)
     assert data["images"]["count"] == image_count
     rows = data["per_sigma"]

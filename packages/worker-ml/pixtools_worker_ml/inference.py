@@ -59,8 +59,10 @@ DEFAULT_VIEWS = "1"
 # Views auto keeps the time per megapixel of all views under this, leaving 20 %
 # of the 1.0 s/MP speed target for the error of a start-up measurement.
 DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL = 0.8
-# Side of the noisy square that precision auto times each precision on.
-PROBE_SIZE = 128
+# Side of the noisy square that precision auto times each precision on. On CPU A
+# of the model card, int8 took 0.83 of bf16's time at 128 px but 0.66 at 256 px,
+# nearer its 0.5 on whole photos, because fixed costs weigh less in a larger square.
+PROBE_SIZE = 256
 # Timed passes of one full tile when views auto measures the time per megapixel.
 SPEED_PROBE_ROUNDS = 2
 
@@ -263,13 +265,14 @@ class Denoiser:
         self.network: torch.nn.Module = self.model
         if self.precision == "int8" and quantized is not None:
             self.network = quantized
-        fixed_views = parse_views(views)
-        self.views = fixed_views or self.views_for(target_seconds_per_megapixel)
+        self.target_seconds_per_megapixel = target_seconds_per_megapixel
+        # None until views auto has measured the speed, on first use.
+        self._views = parse_views(views)
         logger.info(
             "denoiser_loaded",
             threads=self.threads,
             precision=self.precision,
-            views=self.views,
+            views=self._views or "auto",
             tile_size=self.tiles.tile_size,
             tile_overlap=self.tiles.tile_overlap,
             max_pixels=self.max_pixels,
@@ -383,19 +386,26 @@ class Denoiser:
             best = min(best, time.perf_counter() - started)
         return best / (core * core / 1_000_000)
 
-    def views_for(self, target_seconds_per_megapixel: float) -> int:
-        """Pick the most views whose measured time fits the target per megapixel."""
-        measured = self.seconds_per_megapixel()
-        views = views_within(measured, target_seconds_per_megapixel)
-        logger.info(
-            "views_probe",
-            chosen=views,
-            seconds_per_megapixel=round(measured, 3),
-            target_seconds_per_megapixel=target_seconds_per_megapixel,
-            precision=self.precision,
-            threads=self.threads,
-        )
-        return views
+    @property
+    def views(self) -> int:
+        """Return the views per tile, measuring the speed first under views auto.
+
+        The measurement waits for the first use because a worker loads the
+        network while its neighbours start too, and their start-up work on the
+        same cores would make the network look slower than it runs later.
+        """
+        if self._views is None:
+            measured = self.seconds_per_megapixel()
+            self._views = views_within(measured, self.target_seconds_per_megapixel)
+            logger.info(
+                "views_probe",
+                chosen=self._views,
+                seconds_per_megapixel=round(measured, 3),
+                target_seconds_per_megapixel=self.target_seconds_per_megapixel,
+                precision=self.precision,
+                threads=self.threads,
+            )
+        return self._views
 
     def check_size(self, width: int, height: int) -> None:
         if width * height > self.max_pixels:
@@ -412,7 +422,8 @@ class Denoiser:
         anchored at the tile's top-left corner, as the tiles of a whole image are.
         """
         use_bf16 = self.precision == "bf16"
-        if self.views == 1:
+        views = self.views
+        if views == 1:
             return self.forward(self.network, tile, use_bf16)
 
         height, width = tile.shape[:2]
@@ -421,11 +432,11 @@ class Denoiser:
         if pad_bottom or pad_right:
             tile = np.pad(tile, ((0, pad_bottom), (0, pad_right), (0, 0)), "edge")
         total = np.zeros(tile.shape, dtype=np.float32)
-        for index in range(self.views):
+        for index in range(views):
             view = np.ascontiguousarray(to_view(tile, index))
             restored = self.forward(self.network, view, use_bf16)
             total += from_view(restored, index)
-        total /= self.views
+        total /= views
         return total[:height, :width]
 
     def forward(

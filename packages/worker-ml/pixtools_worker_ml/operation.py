@@ -74,6 +74,8 @@ def denoise_bytes(
         height=info.height,
         seconds=round(seconds, 3),
         seconds_per_megapixel=round(seconds / max(pixels / 1e6, 1e-6), 3),
+        precision=denoiser.precision,
+        views=denoiser.views,
         output_format=fmt,
         output_width=resized.width,
         output_height=resized.height,
