@@ -32,6 +32,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SIZES = [0.05, 0.1]
+# DENOISE_TILE_SIZE's default, the ML worker's tile size.
+DEFAULT_TILE_SIZE = 384
 PACKAGE_ROOTS = [
     REPO_ROOT / "packages" / "worker-ml",
     REPO_ROOT / "packages" / "shared",
@@ -57,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--target-seconds-per-megapixel), 1, 2, 4 or 8",
     )
     parser.add_argument("--target-seconds-per-megapixel", type=float, default=0.8)
-    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
     parser.add_argument("--tile-overlap", type=int, default=16)
     parser.add_argument("--check-whole", action="store_true")
     parser.add_argument(

@@ -67,7 +67,12 @@ STEPS = (
         options=("--threads", "1", "--check-whole"),
         report="denoise.md",
     ),
-    Step("denoise", "bench_denoise.py", report="denoise.md"),
+    Step(
+        "denoise",
+        "bench_denoise.py",
+        options=("--check-whole",),
+        report="denoise.md",
+    ),
 )
 STEP_NAMES = tuple(step.name for step in STEPS)
 

@@ -100,6 +100,7 @@ def denoise_figures(results: Results) -> list[dict[str, Any]]:
                     "megapixels": record["megapixels"],
                     "threads": record["threads"],
                     "precision": record["precision"],
+                    "views": record.get("views", 1),
                     "seconds_per_megapixel": record["seconds_per_megapixel"],
                     "peak_rss_mib": record["peak_rss_mib"],
                     "tiled_vs_whole_db": record.get(
@@ -225,6 +226,7 @@ def headline_markdown(figures: dict[str, Any]) -> list[str]:
                     "MP",
                     "threads",
                     "precision",
+                    "views",
                     "ms/MP",
                     "peak RSS MiB",
                     "tiled vs whole dB",
@@ -234,6 +236,7 @@ def headline_markdown(figures: dict[str, Any]) -> list[str]:
                         row["megapixels"],
                         row["threads"],
                         row["precision"],
+                        row["views"],
                         round(row["seconds_per_megapixel"] * 1000),
                         row["peak_rss_mib"],
                         None
