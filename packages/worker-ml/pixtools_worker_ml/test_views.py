@@ -62,12 +62,12 @@ def test_two_views_beat_one_on_a_noisy_photo(single: Denoiser) -> None:
     noisy = add_gaussian_noise(clean, 25.0, seed=11)
     double = Denoiser(single.model, tiles=TileOptions(0, 0), precision="fp32", views=2)
 
-    one = psnr_uint8(single.denoise_array(noisy), clean)
-    two = psnr_uint8(double.denoise_array(noisy), clean)
+    one_view_psnr = psnr_uint8(single.denoise_array(noisy), clean)
+    two_view_psnr = psnr_uint8(double.denoise_array(noisy), clean)
 
     assert double.views == 2
-    assert one > psnr_uint8(noisy, clean) + 3.0
-    assert two > one, (one, two)
+    assert one_view_psnr > psnr_uint8(noisy, clean) + 3.0
+    assert two_view_psnr > one_view_psnr, (one_view_psnr, two_view_psnr)
 
 
 def test_tiled_views_match_whole_image_at_odd_sizes(single: Denoiser) -> None:
