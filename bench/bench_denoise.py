@@ -30,10 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchkit  # noqa: F401  (adds the PixTools source roots to sys.path)
+
+from pixtools_shared.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SIZES = [0.05, 0.1]
-# DENOISE_TILE_SIZE's default, the ML worker's tile size.
-DEFAULT_TILE_SIZE = 384
+# The ML worker's default tile settings.
+DEFAULT_TILE_SIZE: int = Settings.model_fields["DENOISE_TILE_SIZE"].default
+DEFAULT_TILE_OVERLAP: int = Settings.model_fields["DENOISE_TILE_OVERLAP"].default
 PACKAGE_ROOTS = [
     REPO_ROOT / "packages" / "worker-ml",
     REPO_ROOT / "packages" / "shared",
@@ -60,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--target-seconds-per-megapixel", type=float, default=0.8)
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
-    parser.add_argument("--tile-overlap", type=int, default=16)
+    parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP)
     parser.add_argument("--check-whole", action="store_true")
     parser.add_argument(
         "--output-dir", type=Path, default=REPO_ROOT / "bench" / "results"

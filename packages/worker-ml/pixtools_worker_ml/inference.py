@@ -382,14 +382,16 @@ class Denoiser:
             self.tiles.tile_overlap, self.scale
         )
         tile = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
-        self.forward(self.network, tile, self.precision == "bf16")
-        best = float("inf")
-        for _ in range(SPEED_PROBE_ROUNDS):
-            time.sleep(SPEED_PROBE_PAUSE_SECONDS)
-            started = time.perf_counter()
-            self.forward(self.network, tile, self.precision == "bf16")
-            best = min(best, time.perf_counter() - started)
-        return best / (core * core / 1_000_000)
+        _, seconds = fastest_choice(
+            {
+                "view": lambda: self.forward(
+                    self.network, tile, self.precision == "bf16"
+                )
+            },
+            rounds=SPEED_PROBE_ROUNDS,
+            pause_seconds=SPEED_PROBE_PAUSE_SECONDS,
+        )
+        return seconds["view"] / (core * core / 1_000_000)
 
     @property
     def views(self) -> int:

@@ -152,13 +152,17 @@ def resolve_precision(setting: str, int8_available: bool = False) -> str:
 
 
 def fastest_choice(
-    candidates: Mapping[str, Callable[[], object]], rounds: int = 3
+    candidates: Mapping[str, Callable[[], object]],
+    rounds: int = 3,
+    pause_seconds: float = 0.0,
 ) -> tuple[str, dict[str, float]]:
     """Run every candidate once to warm it up, then in alternating rounds.
 
     Returns the name with the lowest fastest round and the fastest round of each
     in seconds. Alternating rounds and the minimum discount short bursts of other
-    work on a shared CPU, but not a load that lasts through every round.
+    work on a shared CPU, but not a load that lasts through every round. A pause
+    before each round spreads the rounds over a longer time, so that one of them
+    is more likely to miss such a burst.
     """
     if not candidates:
         raise ValueError("fastest_choice needs at least one candidate")
@@ -166,6 +170,7 @@ def fastest_choice(
         run()
     best: dict[str, float] = dict.fromkeys(candidates, math.inf)
     for _ in range(rounds):
+        time.sleep(pause_seconds)
         for name, run in candidates.items():
             start = time.perf_counter()
             run()

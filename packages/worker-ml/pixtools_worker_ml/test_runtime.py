@@ -75,6 +75,15 @@ def test_fastest_choice_picks_the_quickest() -> None:
     assert calls.count("slow") == calls.count("quick") == 3
 
 
+def test_fastest_choice_pauses_outside_timing() -> None:
+    started = time.perf_counter()
+
+    _, seconds = fastest_choice({"quick": lambda: None}, rounds=3, pause_seconds=0.02)
+
+    assert time.perf_counter() - started >= 0.06
+    assert seconds["quick"] < 0.02
+
+
 def test_fastest_choice_needs_candidates() -> None:
     with pytest.raises(ValueError, match="at least one"):
         fastest_choice({})
