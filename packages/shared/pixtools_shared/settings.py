@@ -188,9 +188,9 @@ class Settings(BaseSettings):
     """Largest image, in pixels, that the denoise operation accepts."""
     DENOISE_TILE_SIZE: int = Field(default=384, ge=32)
     """Largest side in pixels of the part of a tile that the model writes; must be
-    even. Peak memory grows with its square. On an AMX Xeon, 384 px tiles ran a
-    12 MP photo at 0.31 s/MP, 512 px tiles at 0.41 and 256 px at 0.37: larger
-    tiles leave the cache, smaller ones spend more on overlap."""
+    even. Peak memory grows with its square. On an AMX Xeon a 12 MP photo ran
+    about as fast with 384 px tiles as with 512, but one 512 px tile timed slower
+    per pixel than the whole photo, which misled DENOISE_VIEWS auto."""
     DENOISE_TILE_OVERLAP: int = Field(default=16, ge=0)
     """Pixels of image context each tile gets beyond its written part on every
     side with a neighbour; must be even. With 16, tiled and whole-image outputs
@@ -202,9 +202,10 @@ class Settings(BaseSettings):
     when the int8 weights sit beside the model, int8, and runs the fastest."""
     DENOISE_VIEWS: Literal["auto", "1", "2", "4", "8"] = "auto"
     """Rotated and mirrored views of each tile that the network denoises and
-    averages (a self-ensemble): each view costs one pass of the network and two
-    gained about 0.05 dB PSNR over one. auto measures one pass at start-up and
-    runs the most views that fit DENOISE_TARGET_SECONDS_PER_MEGAPIXEL."""
+    averages (a self-ensemble). Each view costs one pass of the network, and two
+    gained about 0.05 dB PSNR over one. auto times one pass before the first
+    denoise and runs the most views that fit DENOISE_TARGET_SECONDS_PER_MEGAPIXEL.
+    DENOISE_SECONDS_PER_MEGAPIXEL bounds all views of an image together."""
     DENOISE_TARGET_SECONDS_PER_MEGAPIXEL: float = Field(default=0.8, gt=0)
     """Time per megapixel that DENOISE_VIEWS auto keeps all views within."""
     ML_WORKER_CONCURRENCY: int = Field(default=1, ge=1)
