@@ -36,9 +36,12 @@ from pixtools_shared.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SIZES = [0.05, 0.1]
-# The ML worker's default tile settings.
+# The ML worker's default tile and views settings.
 DEFAULT_TILE_SIZE: int = Settings.model_fields["DENOISE_TILE_SIZE"].default
 DEFAULT_TILE_OVERLAP: int = Settings.model_fields["DENOISE_TILE_OVERLAP"].default
+DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL: float = Settings.model_fields[
+    "DENOISE_TARGET_SECONDS_PER_MEGAPIXEL"
+].default
 PACKAGE_ROOTS = [
     REPO_ROOT / "packages" / "worker-ml",
     REPO_ROOT / "packages" / "shared",
@@ -63,7 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="views per tile: auto (as the ML worker: the most that fit "
         "--target-seconds-per-megapixel), 1, 2, 4 or 8",
     )
-    parser.add_argument("--target-seconds-per-megapixel", type=float, default=0.8)
+    parser.add_argument(
+        "--target-seconds-per-megapixel",
+        type=float,
+        default=DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL,
+    )
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE)
     parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP)
     parser.add_argument("--check-whole", action="store_true")
