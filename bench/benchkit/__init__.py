@@ -14,25 +14,28 @@ import importlib.util
 import sys
 from pathlib import Path
 
-# Source roots of the PixTools packages, relative to this file (bench/benchkit/).
+# Source roots of the PixTools packages, relative to this file (bench/benchkit/),
+# with the package each one holds.
 _REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_ROOTS = (
-    _REPOSITORY_ROOT / "packages" / "shared",
-    _REPOSITORY_ROOT / "packages" / "api",
-    _REPOSITORY_ROOT / "packages" / "worker-standard",
-    _REPOSITORY_ROOT / "packages" / "worker-ml",
+    (_REPOSITORY_ROOT / "packages" / "shared", "pixtools_shared"),
+    (_REPOSITORY_ROOT / "packages" / "api", "pixtools_api"),
+    (_REPOSITORY_ROOT / "packages" / "worker-standard", "pixtools_worker_standard"),
+    (_REPOSITORY_ROOT / "packages" / "worker-ml", "pixtools_worker_ml"),
 )
 
 
 def add_source_roots() -> None:
     """Make the PixTools packages importable when a script runs from a checkout.
 
-    Under Pants or an installed environment pixtools_shared is importable already
-    and nothing changes.
+    Each package is checked on its own, so a PYTHONPATH that names only some of
+    the roots (as the denoiser's evaluation command does) still gets the others.
+    Packages that are importable already, under Pants or an installed
+    environment, keep their location.
     """
-    if importlib.util.find_spec("pixtools_shared") is not None:
-        return
-    for root in SOURCE_ROOTS:
+    for root, package in SOURCE_ROOTS:
+        if importlib.util.find_spec(package) is not None:
+            continue
         if root.is_dir() and str(root) not in sys.path:
             sys.path.append(str(root))
 
