@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 # Source roots of the PixTools packages, relative to this file (bench/benchkit/),
-# with the package each one holds.
+# with the package each one contains.
 _REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_ROOTS = (
     (_REPOSITORY_ROOT / "packages" / "shared", "pixtools_shared"),
