@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import benchkit  # noqa: F401  (adds the PixTools source roots to sys.path)
+from benchkit.platform import child_environment
 
 from pixtools_shared.settings import Settings
 
@@ -42,10 +43,6 @@ DEFAULT_TILE_OVERLAP: int = Settings.model_fields["DENOISE_TILE_OVERLAP"].defaul
 DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL: float = Settings.model_fields[
     "DENOISE_TARGET_SECONDS_PER_MEGAPIXEL"
 ].default
-PACKAGE_ROOTS = [
-    REPO_ROOT / "packages" / "worker-ml",
-    REPO_ROOT / "packages" / "shared",
-]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -217,11 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_child(args)))
         return 0
 
-    environment = dict(os.environ)
-    extra_path = os.pathsep.join(str(p) for p in PACKAGE_ROOTS)
-    environment["PYTHONPATH"] = (
-        extra_path + os.pathsep + environment.get("PYTHONPATH", "")
-    )
+    environment = child_environment({})
     machine = describe_machine()
     records = []
     sizes = SMOKE_SIZES if args.smoke else args.sizes
