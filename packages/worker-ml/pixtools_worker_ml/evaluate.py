@@ -43,6 +43,7 @@ from pixtools_worker_ml.data import (
     to_eight_bit,
 )
 from pixtools_worker_ml.inference import Denoiser, TileOptions
+from pixtools_worker_ml.quantize import QuantizedWeightsError
 
 # PSNR (dB) on CBSD68 as restated in the DPIR and SwinIR repositories' tables.
 PUBLISHED = {
@@ -127,14 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     folder = args.images or resolve_datasets_dir(args.datasets_dir) / "CBSD68"
     paths = list_images(folder)[: args.limit]
-    denoiser = Denoiser.load(
-        args.weights,
-        tiles=TileOptions(args.tile_size, args.tile_overlap),
-        max_pixels=10**9,
-        precision=args.precision,
-        threads=args.threads,
-        views=args.views,
-    )
+    try:
+        denoiser = Denoiser.load(
+            args.weights,
+            tiles=TileOptions(args.tile_size, args.tile_overlap),
+            max_pixels=10**9,
+            precision=args.precision,
+            threads=args.threads,
+            views=args.views,
+        )
+    except QuantizedWeightsError as error:
+        print(f"error: precision {args.precision}: {error}", file=sys.stderr)
+        return 2
 
     started = time.monotonic()
     results = evaluate(denoiser, paths, args.sigmas, eight_bit=args.eight_bit)

@@ -38,6 +38,7 @@ from pixtools_worker_ml.quantize import (
     load_quantized,
 )
 from pixtools_worker_ml.runtime import (
+    bfloat16_is_fast,
     configure_threads,
     fastest_choice,
     parse_precision,
@@ -338,18 +339,19 @@ class Denoiser:
     def fastest_precision(self) -> str:
         """Time the network on a small noisy square in each precision, pick one.
 
-        The candidates are fp32, bf16, and int8 when the quantized network is
-        loaded. Which one wins depends on the CPU: bfloat16 is fast only with
-        native support (AVX-512 BF16 or AMX) and slower than fp32 where oneDNN
-        emulates it, and int8 is fast with AVX-512 VNNI. The probe runs on one
-        thread because the ranking depends on the instruction set. A busy second
-        core slows two-thread int8 more than fp32. With a training job on the
-        other core, two-thread int8 measured 10 times its idle time and lost.
+        The candidates are fp32, bf16 when ``bfloat16_is_fast`` finds it faster
+        than fp32, and int8 when the quantized network is loaded. Which one wins
+        depends on the CPU: bfloat16 is fast only with native support (AVX-512
+        BF16 or AMX) and slower than fp32 where oneDNN emulates it, and int8 is
+        fast with AVX-512 VNNI. Without VNNI the int8 network is not loaded at all
+        (see ``kernels_exact``). The probe runs on one thread because the ranking
+        depends on the instruction set. A busy second core slows two-thread int8
+        more than fp32. With a training job on the other core, two-thread int8
+        measured 10 times its idle time and lost.
         """
         probe = np.random.default_rng(0).integers(
             0, 256, (PROBE_SIZE, PROBE_SIZE, 3), dtype=np.uint8
         )
-        candidates = ["fp32", "bf16"] + (["int8"] if self.quantized is not None else [])
 
         def timed(name: str) -> Callable[[], object]:
             network = self.quantized if name == "int8" else self.model
@@ -358,6 +360,14 @@ class Denoiser:
 
         torch.set_num_threads(1)
         try:
+            # Where oneDNN emulates bfloat16, one pass over the square took 11 times
+            # fp32's time (7.9 s against 0.69 s on an AMD EPYC with AVX2 only), so
+            # a short convolution timing leaves bf16 out before the full passes.
+            candidates = ["fp32"]
+            if bfloat16_is_fast():
+                candidates.append("bf16")
+            if self.quantized is not None:
+                candidates.append("int8")
             chosen, seconds = fastest_choice({name: timed(name) for name in candidates})
         finally:
             torch.set_num_threads(self.threads)

@@ -19,6 +19,7 @@ on two threads against 0.74 to 0.76 through the graph.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,50 @@ ONEDNN_OPS = ("qconv_prepack", "qconv2d_pointwise")
 def kernels_available() -> bool:
     """Return True when this torch build has oneDNN's int8 convolution operators."""
     return all(hasattr(torch.ops.onednn, name) for name in ONEDNN_OPS)
+
+
+@functools.cache
+def kernels_exact(channels: int = 64) -> bool:
+    """Return True when oneDNN's int8 convolution sums its products exactly here.
+
+    On CPUs without VNNI, oneDNN's kernels add each pair of uint8-by-int8 products
+    in 16 bits, which saturates at 32,767 (torch warns of accuracy issues there).
+    This convolves codes of 255 with weights of 127, a pair of 64,770, and compares
+    the result with the exact sum. On an AMD EPYC with AVX2 and no VNNI (torch
+    2.13) every output was 288 pairs of 32,767 instead of 576 products of 32,385.
+    """
+    if not kernels_available():
+        return False
+    weights = torch.full((channels, channels, 3, 3), 127, dtype=torch.int8)
+    scales = torch.ones(channels)
+    zero_points = torch.zeros(channels, dtype=torch.long)
+    stride, padding, dilation = [1, 1], [0, 0], [1, 1]
+    packed = torch.ops.onednn.qconv_prepack(
+        weights, scales, 1.0, 0, stride, padding, dilation, 1, None
+    )
+    codes = torch.full((1, channels, 4, 4), 255, dtype=torch.uint8)
+    codes = codes.contiguous(memory_format=torch.channels_last)
+    sums = torch.ops.onednn.qconv2d_pointwise(
+        codes,
+        1.0,
+        0,
+        packed,
+        scales,
+        zero_points,
+        None,
+        stride,
+        padding,
+        dilation,
+        1,
+        1.0,
+        0,
+        torch.float32,
+        "none",
+        [],
+        "",
+    )
+    exact = 255 * 127 * 9 * channels
+    return bool(torch.all(torch.abs(sums - exact) <= exact * 1e-6))
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,11 @@ from torch.fx import GraphModule
 from torch.nn import functional
 
 from pixtools_worker_ml.data import list_images, load_rgb, resolve_datasets_dir
-from pixtools_worker_ml.int8net import Int8DenoiseNet, kernels_available
+from pixtools_worker_ml.int8net import (
+    Int8DenoiseNet,
+    kernels_available,
+    kernels_exact,
+)
 from pixtools_worker_ml.model import DenoiseNet
 
 logger = structlog.get_logger(__name__)
@@ -176,7 +180,8 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
     """Load the int8 state saved beside ``model``'s weights as the network to run.
 
     Raises QuantizedWeightsError when the files are missing, were made from a
-    different float32 file, or do not fit the model.
+    different float32 file or do not fit the model, or when this CPU's int8
+    convolutions do not sum exactly.
     """
     path = int8_path_for(source_weights)
     json_path = path.with_suffix(".json")
@@ -205,6 +210,13 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
             f"{path.name} was made from float32 weights with SHA-256 {expected}, "
             f"but {source_weights.name} has {actual}; run python -m "
             "pixtools_worker_ml.quantize again"
+        )
+
+    if not kernels_exact(model.config.width):
+        raise QuantizedWeightsError(
+            "this CPU's int8 convolutions saturate (oneDNN adds pairs of 8-bit "
+            "products in 16 bits on CPUs without VNNI), so int8 output would be "
+            "wrong; use precision auto or fp32 (DENOISE_PRECISION in the ML worker)"
         )
 
     quantized = _convert(_prepare(model))

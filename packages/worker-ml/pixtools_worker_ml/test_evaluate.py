@@ -60,3 +60,20 @@ def test_eight_bit_input_scores_lower_noisy_psnr(tmp_path: Path) -> None:
     # The noisy column clips both the same way, so only the input differs.
     assert eight_bit["results"]["50"]["noisy"] == plain["results"]["50"]["noisy"]
     assert eight_bit["results"]["50"]["restored"] != plain["results"]["50"]["restored"]
+
+
+def test_int8_rejected_where_sums_saturate(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pixels = to_uint8(synthetic_photo(64, 80, seed=2))
+    Image.fromarray(pixels, "RGB").save(tmp_path / "photo.png")
+    monkeypatch.setattr(
+        "pixtools_worker_ml.quantize.kernels_exact", lambda channels=64: False
+    )
+
+    code = evaluate.main(["--images", str(tmp_path), "--precision", "int8"])
+
+    assert code == 2
+    assert "error: precision int8:" in capsys.readouterr().err

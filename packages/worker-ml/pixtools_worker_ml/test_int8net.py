@@ -10,6 +10,7 @@ from pixtools_worker_ml.int8net import (
     Int8Block,
     Int8DenoiseNet,
     kernels_available,
+    kernels_exact,
     uint8_codes,
 )
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig
@@ -20,6 +21,9 @@ pytestmark = pytest.mark.skipif(
     "onednn" not in torch.backends.quantized.supported_engines
     or not kernels_available(),
     reason="this torch build has no oneDNN int8 convolutions",
+)
+exact_sums = pytest.mark.skipif(
+    not kernels_exact(8), reason="this CPU's int8 convolutions saturate (no VNNI)"
 )
 
 
@@ -68,6 +72,7 @@ def reference(
     return noisy - noise
 
 
+@exact_sums
 def test_blocks_round_only_inputs_and_middle() -> None:
     model = small_model()
     net = Int8DenoiseNet.from_graph(model, quantize(model, noisy_batches()))
@@ -83,6 +88,7 @@ def test_blocks_round_only_inputs_and_middle() -> None:
     assert float(difference.max()) < 5e-3
 
 
+@exact_sums
 def test_float_block_outputs_beat_graph() -> None:
     model = small_model()
     graph = quantize(model, noisy_batches())
@@ -119,6 +125,7 @@ def test_uint8_codes_share_memory() -> None:
     assert codes.untyped_storage().data_ptr() == quantized.untyped_storage().data_ptr()
 
 
+@exact_sums
 @pytest.mark.parametrize("size", [(2, 2), (2, 14), (6, 4), (66, 38)])
 def test_small_inputs_keep_shape(size: tuple[int, int]) -> None:
     model = small_model()
@@ -133,3 +140,39 @@ def test_small_inputs_keep_shape(size: tuple[int, int]) -> None:
     assert output.shape == noisy.shape
     assert bool(torch.isfinite(output).all())
     assert float((output - expected).abs().max()) < 5e-3
+
+
+def test_exactness_check_matches_random_sums() -> None:
+    generator = torch.Generator().manual_seed(5)
+    weights = torch.randint(-127, 128, (64, 64, 3, 3), generator=generator)
+    codes = torch.randint(0, 256, (1, 64, 12, 12), generator=generator)
+    scales = torch.ones(64)
+    packed = torch.ops.onednn.qconv_prepack(
+        weights.to(torch.int8), scales, 1.0, 0, [1, 1], [1, 1], [1, 1], 1, None
+    )
+
+    sums = torch.ops.onednn.qconv2d_pointwise(
+        codes.to(torch.uint8).contiguous(memory_format=torch.channels_last),
+        1.0,
+        0,
+        packed,
+        scales,
+        torch.zeros(64, dtype=torch.long),
+        None,
+        [1, 1],
+        [1, 1],
+        [1, 1],
+        1,
+        1.0,
+        0,
+        torch.float32,
+        "none",
+        [],
+        "",
+    )
+    exact = functional.conv2d(codes.double(), weights.double(), padding=1)
+
+    # float32 represents every integer below 2**24, so exact kernels match to 0.5.
+    assert float(exact.abs().max()) < 2**24
+    matches = bool(torch.allclose(sums.double(), exact, rtol=0.0, atol=0.5))
+    assert kernels_exact() == matches

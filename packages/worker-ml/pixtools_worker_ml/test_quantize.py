@@ -15,7 +15,7 @@ from pixtools_worker_ml.inference import (
     bundled_weights_path,
     load_int8,
 )
-from pixtools_worker_ml.int8net import Int8DenoiseNet
+from pixtools_worker_ml.int8net import Int8DenoiseNet, kernels_exact
 from pixtools_worker_ml.quantize import (
     QuantizedWeightsError,
     calibration_batches,
@@ -31,10 +31,15 @@ pytestmark = pytest.mark.skipif(
     "onednn" not in torch.backends.quantized.supported_engines,
     reason="this torch build has no oneDNN quantized engine",
 )
+exact_sums = pytest.mark.skipif(
+    not kernels_exact(), reason="this CPU's int8 convolutions saturate (no VNNI)"
+)
 
 
 @pytest.fixture(scope="module")
 def float_and_int8() -> tuple[Denoiser, Denoiser]:
+    if not kernels_exact():
+        pytest.skip("this CPU's int8 convolutions saturate (no VNNI)")
     whole = TileOptions(0, 0)
     fp32 = Denoiser.load(tiles=whole, precision="fp32", threads=1)
     int8 = Denoiser.load(tiles=whole, precision="int8", threads=1)
@@ -90,6 +95,7 @@ def test_int8_tiles_match_whole_image(
     assert np.abs(whole_output - tiled_output).max() < 0.02
 
 
+@exact_sums
 def test_saved_int8_graph_reloads(weights_copy: Path) -> None:
     model = load_weights(weights_copy)
     batches = [
@@ -150,6 +156,25 @@ def test_missing_int8_files(weights_copy: Path) -> None:
     assert Denoiser.load(weights_copy, precision="fp32", threads=1).precision == "fp32"
 
 
+def test_int8_rejected_where_sums_saturate(
+    weights_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_weights(weights_copy)
+    save_quantized(quantize(model, [torch.rand(1, 3, 32, 32)]), weights_copy, {})
+    monkeypatch.setattr(
+        "pixtools_worker_ml.quantize.kernels_exact", lambda channels=64: False
+    )
+
+    with pytest.raises(QuantizedWeightsError, match="saturate"):
+        load_quantized(model, weights_copy)
+    with pytest.raises(QuantizedWeightsError, match="use precision auto or fp32"):
+        Denoiser.load(weights_copy, precision="int8", threads=1)
+    assert load_int8(model, weights_copy, required=False) is None
+    automatic = Denoiser.load(weights_copy, precision="auto", threads=1)
+    assert automatic.precision in {"fp32", "bf16"}
+    assert automatic.network is automatic.model
+
+
 def test_calibration_crops_repeat(tmp_path: Path) -> None:
     from PIL import Image
 
@@ -179,12 +204,15 @@ def test_auto_runs_the_fastest_loaded_precision(
         return chosen, dict.fromkeys(candidates, 0.1)
 
     monkeypatch.setattr("pixtools_worker_ml.inference.fastest_choice", prefer_int8)
+    monkeypatch.setattr("pixtools_worker_ml.inference.bfloat16_is_fast", lambda: True)
     with_int8 = Denoiser(
         fp32.model, precision="auto", threads=1, quantized=int8.network
     )
     float_only = Denoiser(fp32.model, precision="auto", threads=1)
+    monkeypatch.setattr("pixtools_worker_ml.inference.bfloat16_is_fast", lambda: False)
+    Denoiser(fp32.model, precision="auto", threads=1)
 
-    assert timed == [["bf16", "fp32", "int8"], ["bf16", "fp32"]]
+    assert timed == [["bf16", "fp32", "int8"], ["bf16", "fp32"], ["fp32"]]
     assert with_int8.precision == "int8"
     assert with_int8.network is int8.network
     assert float_only.precision == "fp32"
