@@ -368,7 +368,12 @@ class Denoiser:
                 candidates.append("bf16")
             if self.quantized is not None:
                 candidates.append("int8")
-            chosen, seconds = fastest_choice({name: timed(name) for name in candidates})
+            seconds: dict[str, float] = {}
+            if len(candidates) == 1:
+                chosen = candidates[0]
+            else:
+                runs = {name: timed(name) for name in candidates}
+                chosen, seconds = fastest_choice(runs)
         finally:
             torch.set_num_threads(self.threads)
         logger.info(

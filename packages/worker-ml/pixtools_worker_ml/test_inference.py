@@ -201,3 +201,18 @@ def test_tiles_add_little_work_beyond_the_image() -> None:
 
     # Three windows of 428 pixels; fixed 576-pixel windows would cover 1729.
     assert sum(end - start for _, _, start, end in spans) <= 1155 + 2 * 2 * 32 + 2
+
+
+def test_auto_with_one_candidate_skips_timing(
+    whole: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(candidates: object) -> None:
+        raise AssertionError(f"timed {candidates} with a single candidate")
+
+    monkeypatch.setattr("pixtools_worker_ml.inference.bfloat16_is_fast", lambda: False)
+    monkeypatch.setattr("pixtools_worker_ml.inference.fastest_choice", fail)
+
+    automatic = Denoiser(whole.model, precision="auto", threads=1)
+
+    assert automatic.precision == "fp32"
+    assert automatic.network is automatic.model

@@ -210,9 +210,11 @@ def test_auto_runs_the_fastest_loaded_precision(
     )
     float_only = Denoiser(fp32.model, precision="auto", threads=1)
     monkeypatch.setattr("pixtools_worker_ml.inference.bfloat16_is_fast", lambda: False)
-    Denoiser(fp32.model, precision="auto", threads=1)
+    untimed = Denoiser(fp32.model, precision="auto", threads=1)
 
-    assert timed == [["bf16", "fp32", "int8"], ["bf16", "fp32"], ["fp32"]]
+    # With bf16 left out and no int8 network, fp32 is the only candidate.
+    assert timed == [["bf16", "fp32", "int8"], ["bf16", "fp32"]]
+    assert untimed.precision == "fp32"
     assert with_int8.precision == "int8"
     assert with_int8.network is int8.network
     assert float_only.precision == "fp32"
