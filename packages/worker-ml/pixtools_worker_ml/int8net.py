@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import structlog
 import torch
 from torch import nn
 from torch.ao.nn.intrinsic.quantized import ConvReLU2d as QuantizedConvReLU2d
@@ -31,6 +32,7 @@ from torch.nn import functional
 
 from pixtools_worker_ml.model import DenoiseNet
 
+logger = structlog.get_logger(__name__)
 ONEDNN_OPS = ("qconv_prepack", "qconv2d_pointwise")
 
 
@@ -51,34 +53,38 @@ def kernels_exact(channels: int = 64) -> bool:
     """
     if not kernels_available():
         return False
-    weights = torch.full((channels, channels, 3, 3), 127, dtype=torch.int8)
-    scales = torch.ones(channels)
-    zero_points = torch.zeros(channels, dtype=torch.long)
-    stride, padding, dilation = [1, 1], [0, 0], [1, 1]
-    packed = torch.ops.onednn.qconv_prepack(
-        weights, scales, 1.0, 0, stride, padding, dilation, 1, None
-    )
-    codes = torch.full((1, channels, 4, 4), 255, dtype=torch.uint8)
-    codes = codes.contiguous(memory_format=torch.channels_last)
-    sums = torch.ops.onednn.qconv2d_pointwise(
-        codes,
-        1.0,
-        0,
-        packed,
-        scales,
-        zero_points,
-        None,
-        stride,
-        padding,
-        dilation,
-        1,
-        1.0,
-        0,
-        torch.float32,
-        "none",
-        [],
-        "",
-    )
+    try:
+        weights = torch.full((channels, channels, 3, 3), 127, dtype=torch.int8)
+        scales = torch.ones(channels)
+        zero_points = torch.zeros(channels, dtype=torch.long)
+        stride, padding, dilation = [1, 1], [0, 0], [1, 1]
+        packed = torch.ops.onednn.qconv_prepack(
+            weights, scales, 1.0, 0, stride, padding, dilation, 1, None
+        )
+        codes = torch.full((1, channels, 4, 4), 255, dtype=torch.uint8)
+        codes = codes.contiguous(memory_format=torch.channels_last)
+        sums = torch.ops.onednn.qconv2d_pointwise(
+            codes,
+            1.0,
+            0,
+            packed,
+            scales,
+            zero_points,
+            None,
+            stride,
+            padding,
+            dilation,
+            1,
+            1.0,
+            0,
+            torch.float32,
+            "none",
+            [],
+            "",
+        )
+    except RuntimeError as error:
+        logger.warning("int8_check_failed", channels=channels, error=str(error))
+        return False
     exact = 255 * 127 * 9 * channels
     return bool(torch.all(torch.abs(sums - exact) <= exact * 1e-6))
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from structlog.testing import capture_logs
 from torch import nn
 from torch.nn import functional
 
@@ -176,3 +177,22 @@ def test_exactness_check_matches_random_sums() -> None:
     assert float(exact.abs().max()) < 2**24
     matches = bool(torch.allclose(sums.double(), exact, rtol=0.0, atol=0.5))
     assert kernels_exact() == matches
+
+
+def test_exactness_check_false_when_kernel_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*arguments: object) -> None:
+        raise RuntimeError("no kernel for this CPU")
+
+    kernels_exact.cache_clear()
+    monkeypatch.setattr(torch.ops.onednn, "qconv_prepack", broken)
+    try:
+        with capture_logs() as logs:
+            exact = kernels_exact(16)
+    finally:
+        kernels_exact.cache_clear()
+
+    assert exact is False
+    assert [entry["event"] for entry in logs] == ["int8_check_failed"]
+    assert logs[0]["error"] == "no kernel for this CPU"
