@@ -198,9 +198,9 @@ class Settings(BaseSettings):
     TORCH_THREADS: int | None = Field(default=None, ge=1)
     """Threads of torch; None uses the CPU share of the process."""
     DENOISE_PRECISION: Literal["auto", "bf16", "fp32", "int8"] = "auto"
-    """Inference precision. auto times the network at start-up in fp32, in bf16
-    where the CPU runs it fast, and in int8 when the int8 weights sit beside the
-    model and the CPU's int8 sums are exact (VNNI), and runs the fastest."""
+    """Inference precision. auto times the network at start-up and runs the
+    fastest of fp32, bf16 (where the CPU runs it fast) and int8 (where the int8
+    weights sit beside the model and the CPU's int8 sums are exact, as with VNNI)."""
     DENOISE_VIEWS: Literal["auto", "1", "2", "4", "8"] = "auto"
     """Rotated and mirrored views of each tile that the network denoises and
     averages (a self-ensemble). Each view costs one pass of the network, and two

@@ -41,6 +41,43 @@ def kernels_available() -> bool:
     return all(hasattr(torch.ops.onednn, name) for name in ONEDNN_OPS)
 
 
+def sum_products(
+    weights: torch.Tensor, codes: torch.Tensor, padding: int
+) -> torch.Tensor:
+    """Convolve uint8 ``codes`` with int8 ``weights`` in oneDNN, all scales 1.
+
+    Returns the integer sums of products as float32, one 3x3 convolution with
+    stride 1 and ``padding`` pixels of zeros on each side.
+    """
+    channels = weights.shape[0]
+    scales = torch.ones(channels)
+    zero_points = torch.zeros(channels, dtype=torch.long)
+    stride, margins, dilation = [1, 1], [padding, padding], [1, 1]
+    packed = torch.ops.onednn.qconv_prepack(
+        weights, scales, 1.0, 0, stride, margins, dilation, 1, None
+    )
+    sums: torch.Tensor = torch.ops.onednn.qconv2d_pointwise(
+        codes.contiguous(memory_format=torch.channels_last),
+        1.0,
+        0,
+        packed,
+        scales,
+        zero_points,
+        None,
+        stride,
+        margins,
+        dilation,
+        1,
+        1.0,
+        0,
+        torch.float32,
+        "none",
+        [],
+        "",
+    )
+    return sums
+
+
 @functools.cache
 def kernels_exact(channels: int = 64) -> bool:
     """Return True when oneDNN's int8 convolution sums its products exactly here.
@@ -53,38 +90,14 @@ def kernels_exact(channels: int = 64) -> bool:
     """
     if not kernels_available():
         return False
+    weights = torch.full((channels, channels, 3, 3), 127, dtype=torch.int8)
+    codes = torch.full((1, channels, 4, 4), 255, dtype=torch.uint8)
     try:
-        weights = torch.full((channels, channels, 3, 3), 127, dtype=torch.int8)
-        scales = torch.ones(channels)
-        zero_points = torch.zeros(channels, dtype=torch.long)
-        stride, padding, dilation = [1, 1], [0, 0], [1, 1]
-        packed = torch.ops.onednn.qconv_prepack(
-            weights, scales, 1.0, 0, stride, padding, dilation, 1, None
-        )
-        codes = torch.full((1, channels, 4, 4), 255, dtype=torch.uint8)
-        codes = codes.contiguous(memory_format=torch.channels_last)
-        sums = torch.ops.onednn.qconv2d_pointwise(
-            codes,
-            1.0,
-            0,
-            packed,
-            scales,
-            zero_points,
-            None,
-            stride,
-            padding,
-            dilation,
-            1,
-            1.0,
-            0,
-            torch.float32,
-            "none",
-            [],
-            "",
-        )
+        sums = sum_products(weights, codes, padding=0)
     except RuntimeError as error:
         logger.warning("int8_check_failed", channels=channels, error=str(error))
         return False
+
     exact = 255 * 127 * 9 * channels
     return bool(torch.all(torch.abs(sums - exact) <= exact * 1e-6))
 

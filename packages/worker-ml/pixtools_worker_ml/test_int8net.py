@@ -12,6 +12,7 @@ from pixtools_worker_ml.int8net import (
     Int8DenoiseNet,
     kernels_available,
     kernels_exact,
+    sum_products,
     uint8_codes,
 )
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig
@@ -147,30 +148,8 @@ def test_exactness_check_matches_random_sums() -> None:
     generator = torch.Generator().manual_seed(5)
     weights = torch.randint(-127, 128, (64, 64, 3, 3), generator=generator)
     codes = torch.randint(0, 256, (1, 64, 12, 12), generator=generator)
-    scales = torch.ones(64)
-    packed = torch.ops.onednn.qconv_prepack(
-        weights.to(torch.int8), scales, 1.0, 0, [1, 1], [1, 1], [1, 1], 1, None
-    )
 
-    sums = torch.ops.onednn.qconv2d_pointwise(
-        codes.to(torch.uint8).contiguous(memory_format=torch.channels_last),
-        1.0,
-        0,
-        packed,
-        scales,
-        torch.zeros(64, dtype=torch.long),
-        None,
-        [1, 1],
-        [1, 1],
-        [1, 1],
-        1,
-        1.0,
-        0,
-        torch.float32,
-        "none",
-        [],
-        "",
-    )
+    sums = sum_products(weights.to(torch.int8), codes.to(torch.uint8), padding=1)
     exact = functional.conv2d(codes.double(), weights.double(), padding=1)
 
     # float32 represents every integer below 2**24, so exact kernels match to 0.5.
