@@ -173,15 +173,22 @@ class Int8Block(nn.Module):
         self.second = second
         self.middle = middle
 
-    def forward(self, stream: torch.Tensor) -> torch.Tensor:
+    def middle_codes(self, stream: torch.Tensor) -> torch.Tensor:
+        """Return the first convolution's 8-bit output codes (after its ReLU)."""
         source = self.first.source
         codes = uint8_codes(
             torch.quantize_per_tensor(
                 stream, source.scale, source.zero_point, torch.quint8
             )
         )
-        middle = self.first(codes, self.middle)
-        stream += self.second(middle, None)
+        return self.first(codes, self.middle)
+
+    def residual(self, stream: torch.Tensor) -> torch.Tensor:
+        """Return what the block adds to ``stream``, without adding it."""
+        return self.second(self.middle_codes(stream), None)
+
+    def forward(self, stream: torch.Tensor) -> torch.Tensor:
+        stream += self.residual(stream)
         return stream
 
 
@@ -232,12 +239,17 @@ class Int8DenoiseNet(nn.Module):
             )
         return cls(model, blocks).eval()
 
-    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+    def features(self, noisy: torch.Tensor) -> torch.Tensor:
+        """Return the float stream that enters the first block."""
         scale = self.config.scale
         features = functional.relu(self.head(functional.pixel_unshuffle(noisy, scale)))
         # oneDNN's int8 convolutions work channels-last, so converting once here
         # avoids a reorder before each of them.
-        stream = features.contiguous(memory_format=torch.channels_last)
+        return features.contiguous(memory_format=torch.channels_last)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        scale = self.config.scale
+        stream = self.features(noisy)
         for block in self.blocks:
             stream = block(stream)
         noise = functional.pixel_shuffle(self.tail(functional.relu(stream)), scale)

@@ -20,6 +20,11 @@ addition, so the worker does not run it: ``load_quantized`` rebuilds the network
 with oneDNN int8 convolutions whose second convolution writes float32 (see
 ``int8net``).
 
+After calibration, the biases of the int8 convolutions are corrected so that each
+block's mean output per channel matches float32 on the calibration crops (see
+``int8bias``). That runs the int8 kernels, so this program stops with status 2 on a
+CPU whose int8 sums saturate.
+
 The quantized state is written beside the float32 weights as ``<name>-int8.pt`` and
 ``<name>-int8.json``. The JSON records the SHA-256 of the float32 file it was made
 from, and loading rejects a pair that does not match, so new training weights never
@@ -50,6 +55,7 @@ from torch.fx import GraphModule
 from torch.nn import functional
 
 from pixtools_worker_ml.data import list_images, load_rgb, resolve_datasets_dir
+from pixtools_worker_ml.int8bias import correct_biases
 from pixtools_worker_ml.int8net import (
     Int8DenoiseNet,
     kernels_available,
@@ -251,17 +257,26 @@ def main(argv: list[str] | None = None) -> int:
     folder = resolve_datasets_dir(args.datasets_dir) / "CBSD432"
     torch.set_num_threads(1)
     model = load_weights(args.weights)
+    if not kernels_exact(model.config.width):
+        print(
+            "error: this CPU's int8 convolutions saturate, and the bias correction "
+            "runs them. Run the quantize program on a CPU with AVX-512 VNNI or AMX.",
+            file=sys.stderr,
+        )
+        return 2
 
     started = time.monotonic()
     logger.info("quantize_started", weights=str(args.weights), crops=args.crops)
-    batches = calibration_batches(folder, args.crops, args.crop_size, args.seed)
+    batches = list(calibration_batches(folder, args.crops, args.crop_size, args.seed))
     quantized = quantize(model, batches)
+    correct_biases(model, quantized, batches)
     metadata = {
         "dataset": folder.name,
         "crops": args.crops,
         "crop_size": args.crop_size,
         "seed": args.seed,
         "sigmas": list(CALIBRATION_SIGMAS),
+        "bias_correction": True,
     }
     path = save_quantized(quantized, args.weights, metadata)
     logger.info(
