@@ -137,7 +137,8 @@ def test_corrected_biases_are_saved(tmp_path: Path) -> None:
     loaded = load_quantized(load_weights(weights), weights)
 
     for old, new in zip(uncorrected.blocks, loaded.blocks, strict=True):
-        assert isinstance(old, Int8Block) and isinstance(new, Int8Block)
+        assert isinstance(old, Int8Block)
+        assert isinstance(new, Int8Block)
         assert not torch.equal(old.second.bias, new.second.bias)
     expected = Int8DenoiseNet.from_graph(model, graph)
     with torch.inference_mode():

@@ -15,7 +15,7 @@ from pixtools_worker_ml.inference import (
     bundled_weights_path,
     load_int8,
 )
-from pixtools_worker_ml.int8net import Int8DenoiseNet, kernels_exact
+from pixtools_worker_ml.int8net import Int8Block, Int8DenoiseNet, kernels_exact
 from pixtools_worker_ml.quantize import (
     QuantizedWeightsError,
     calibration_batches,
@@ -190,6 +190,43 @@ def test_calibration_crops_repeat(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     # Noise is added unclipped, as at evaluation.
     assert min(float(batch.min()) for batch in first) < 0.0
+
+
+@exact_sums
+def test_quantize_program_writes_corrected_pair(weights_copy: Path) -> None:
+    from PIL import Image
+
+    from pixtools_worker_ml.quantize import main
+
+    photos = weights_copy.parent / "CBSD432"
+    photos.mkdir()
+    for index in range(3):
+        pixels = to_uint8(synthetic_photo(80, 96, seed=index))
+        Image.fromarray(pixels, "RGB").save(photos / f"photo{index}.png")
+    arguments = ["--datasets-dir", str(weights_copy.parent), "--weights"]
+    arguments += [str(weights_copy), "--crops", "4", "--crop-size", "48"]
+
+    threads = torch.get_num_threads()
+    try:
+        status = main(arguments)
+    finally:
+        torch.set_num_threads(threads)
+
+    assert status == 0
+    description = json.loads(
+        int8_path_for(weights_copy).with_suffix(".json").read_text()
+    )
+    assert description["calibration"]["bias_correction"] is True
+    assert description["calibration"]["crops"] == 4
+    model = load_weights(weights_copy)
+    loaded = load_quantized(model, weights_copy)
+    seed = description["calibration"]["seed"]
+    crops = list(calibration_batches(photos, 4, 48, seed))
+    uncorrected = Int8DenoiseNet.from_graph(model, quantize(model, crops))
+    for plain, corrected in zip(uncorrected.blocks, loaded.blocks, strict=True):
+        assert isinstance(plain, Int8Block)
+        assert isinstance(corrected, Int8Block)
+        assert not torch.equal(plain.second.bias, corrected.second.bias)
 
 
 def test_auto_runs_the_fastest_loaded_precision(
