@@ -27,7 +27,6 @@ import structlog
 import torch
 from torch.ao.nn.quantized import Conv2d as QuantizedConv2d
 from torch.fx import GraphModule
-from torch.nn import functional
 
 from pixtools_worker_ml.int8net import Int8Block, Int8DenoiseNet
 from pixtools_worker_ml.model import DenoiseNet, ResidualBlock
@@ -126,15 +125,12 @@ class BlockPair:
     def streams(self) -> zip[tuple[torch.Tensor, torch.Tensor]]:
         return zip(self.float_streams, self.int8_streams, strict=True)
 
-    def float_middle(self, stream: torch.Tensor) -> torch.Tensor:
-        return functional.relu(self.float_block.first(stream))
-
     def first_shift(self) -> torch.Tensor:
         """Return the bias change of the block's first (ReLU) convolution."""
         middle = self.int8_block.middle
         difference, active = ChannelMean(), ChannelMean()
         for float_stream, int8_stream in self.streams():
-            expected = self.float_middle(float_stream)
+            expected = self.float_block.middle(float_stream)
             codes = self.int8_block.middle_codes(int8_stream)
             values = (codes.float() - middle.zero_point) * middle.scale
             difference.add(values - expected)
@@ -145,14 +141,14 @@ class BlockPair:
         """Return the bias change of the block's second convolution."""
         difference = ChannelMean()
         for float_stream, int8_stream in self.streams():
-            expected = self.float_block.second(self.float_middle(float_stream))
+            expected = self.float_block.residual(float_stream)
             difference.add(self.int8_block.residual(int8_stream) - expected)
         return difference.mean()
 
     def advance(self) -> None:
         """Add each block's output to its streams, in place, for the next block."""
         for float_stream, int8_stream in self.streams():
-            float_stream += self.float_block.second(self.float_middle(float_stream))
+            float_stream += self.float_block.residual(float_stream)
             self.int8_block(int8_stream)
 
 

@@ -62,8 +62,16 @@ class ResidualBlock(nn.Module):
         self.first = nn.Conv2d(width, width, 3, padding=1)
         self.second = nn.Conv2d(width, width, 3, padding=1)
 
+    def middle(self, features: torch.Tensor) -> torch.Tensor:
+        """Return the first convolution's output after its ReLU."""
+        return functional.relu(self.first(features))
+
+    def residual(self, features: torch.Tensor) -> torch.Tensor:
+        """Return what the block adds to ``features``."""
+        return self.second(self.middle(features))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return features + self.second(functional.relu(self.first(features)))
+        return features + self.residual(features)
 
 
 class DenoiseNet(nn.Module):
