@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from pixtools_worker_ml import quantize as quantize_program
 from pixtools_worker_ml.data import add_gaussian_noise
@@ -20,6 +19,7 @@ from pixtools_worker_ml.int8net import (
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig, ResidualBlock
 from pixtools_worker_ml.quantize import load_quantized, quantize, save_quantized
 from pixtools_worker_ml.testimages import synthetic_photo
+from pixtools_worker_ml.testnets import random_network
 from pixtools_worker_ml.weights_io import load_weights
 
 pytestmark = pytest.mark.skipif(
@@ -32,15 +32,15 @@ exact_sums = pytest.mark.skipif(
 )
 
 
-def random_model(seed: int = 4) -> DenoiseNet:
+def random_model() -> DenoiseNet:
     """Build a 3-block network whose int8 rounding shifts the channel means."""
-    torch.manual_seed(seed)
-    model = DenoiseNet(ModelConfig(width=16, blocks=3))
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d) and module.bias is not None:
-            nn.init.normal_(module.weight, std=0.08)
-            nn.init.normal_(module.bias, mean=0.02, std=0.02)
-    return model.eval()
+    return random_network(
+        ModelConfig(width=16, blocks=3),
+        seed=4,
+        weight_std=0.08,
+        bias_mean=0.02,
+        bias_std=0.02,
+    )
 
 
 def noisy_crops(count: int, size: int, seed: int = 0) -> list[torch.Tensor]:

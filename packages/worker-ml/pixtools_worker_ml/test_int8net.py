@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 import torch
 from structlog.testing import capture_logs
-from torch import nn
 from torch.nn import functional
 
 from pixtools_worker_ml.data import add_gaussian_noise
@@ -18,6 +17,7 @@ from pixtools_worker_ml.int8net import (
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig
 from pixtools_worker_ml.quantize import quantize
 from pixtools_worker_ml.testimages import synthetic_photo
+from pixtools_worker_ml.testnets import random_network
 
 pytestmark = pytest.mark.skipif(
     "onednn" not in torch.backends.quantized.supported_engines
@@ -29,15 +29,11 @@ exact_sums = pytest.mark.skipif(
 )
 
 
-def small_model(seed: int = 3) -> DenoiseNet:
+def small_model() -> DenoiseNet:
     """Build a 2-block network with random non-zero weights in every convolution."""
-    torch.manual_seed(seed)
-    model = DenoiseNet(ModelConfig(width=8, blocks=2))
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d) and module.bias is not None:
-            nn.init.normal_(module.weight, std=0.1)
-            nn.init.normal_(module.bias, std=0.01)
-    return model.eval()
+    return random_network(
+        ModelConfig(width=8, blocks=2), seed=3, weight_std=0.1, bias_std=0.01
+    )
 
 
 def noisy_batches(count: int = 4) -> list[torch.Tensor]:
