@@ -13,23 +13,15 @@ from pixtools_worker_ml.int8bias import ChannelMean, correct_biases
 from pixtools_worker_ml.int8net import (
     Int8Block,
     Int8DenoiseNet,
-    kernels_available,
-    kernels_exact,
 )
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig, ResidualBlock
 from pixtools_worker_ml.quantize import load_quantized, quantize, save_quantized
 from pixtools_worker_ml.testimages import synthetic_photo
+from pixtools_worker_ml.testmarks import needs_exact_int8_sums, needs_int8_kernels
 from pixtools_worker_ml.testnets import random_network
 from pixtools_worker_ml.weights_io import load_weights
 
-pytestmark = pytest.mark.skipif(
-    "onednn" not in torch.backends.quantized.supported_engines
-    or not kernels_available(),
-    reason="this torch build has no oneDNN int8 convolutions",
-)
-exact_sums = pytest.mark.skipif(
-    not kernels_exact(), reason="this CPU's int8 convolutions saturate (no VNNI)"
-)
+pytestmark = needs_int8_kernels
 
 
 def random_model() -> DenoiseNet:
@@ -79,7 +71,7 @@ def test_channel_mean_weights_by_positions() -> None:
         ChannelMean().mean()
 
 
-@exact_sums
+@needs_exact_int8_sums
 def test_corrected_first_block_matches_float_means() -> None:
     model = random_model()
     crops = noisy_crops(4, 48)
@@ -97,7 +89,7 @@ def test_corrected_first_block_matches_float_means() -> None:
     assert float(before.abs().max()) > 20 * float(after.abs().max())
 
 
-@exact_sums
+@needs_exact_int8_sums
 def test_correction_reduces_bundled_int8_error() -> None:
     with bundled_weights_path() as path:
         model = load_weights(path)
@@ -118,7 +110,7 @@ def test_correction_reduces_bundled_int8_error() -> None:
     assert error(corrected) < error(uncorrected)
 
 
-@exact_sums
+@needs_exact_int8_sums
 def test_corrected_biases_are_saved(tmp_path: Path) -> None:
     with bundled_weights_path() as bundled:
         weights = tmp_path / "model.pt"

@@ -9,7 +9,6 @@ from pixtools_worker_ml.data import add_gaussian_noise
 from pixtools_worker_ml.int8net import (
     Int8Block,
     Int8DenoiseNet,
-    kernels_available,
     kernels_exact,
     sum_products,
     uint8_codes,
@@ -17,16 +16,10 @@ from pixtools_worker_ml.int8net import (
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig
 from pixtools_worker_ml.quantize import quantize
 from pixtools_worker_ml.testimages import synthetic_photo
+from pixtools_worker_ml.testmarks import needs_exact_int8_sums, needs_int8_kernels
 from pixtools_worker_ml.testnets import random_network
 
-pytestmark = pytest.mark.skipif(
-    "onednn" not in torch.backends.quantized.supported_engines
-    or not kernels_available(),
-    reason="this torch build has no oneDNN int8 convolutions",
-)
-exact_sums = pytest.mark.skipif(
-    not kernels_exact(8), reason="this CPU's int8 convolutions saturate (no VNNI)"
-)
+pytestmark = needs_int8_kernels
 
 
 def small_model() -> DenoiseNet:
@@ -70,7 +63,7 @@ def reference(
     return noisy - noise
 
 
-@exact_sums
+@needs_exact_int8_sums
 def test_blocks_round_only_inputs_and_middle() -> None:
     model = small_model()
     net = Int8DenoiseNet.from_graph(model, quantize(model, noisy_batches()))
@@ -86,7 +79,7 @@ def test_blocks_round_only_inputs_and_middle() -> None:
     assert float(difference.max()) < 5e-3
 
 
-@exact_sums
+@needs_exact_int8_sums
 def test_float_block_outputs_beat_graph() -> None:
     model = small_model()
     graph = quantize(model, noisy_batches())
@@ -123,7 +116,7 @@ def test_uint8_codes_share_memory() -> None:
     assert codes.untyped_storage().data_ptr() == quantized.untyped_storage().data_ptr()
 
 
-@exact_sums
+@needs_exact_int8_sums
 @pytest.mark.parametrize("size", [(2, 2), (2, 14), (6, 4), (66, 38)])
 def test_small_inputs_keep_shape(size: tuple[int, int]) -> None:
     model = small_model()

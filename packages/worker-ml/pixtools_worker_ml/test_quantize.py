@@ -25,14 +25,12 @@ from pixtools_worker_ml.quantize import (
     save_quantized,
 )
 from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
+from pixtools_worker_ml.testmarks import needs_exact_int8_sums
 from pixtools_worker_ml.weights_io import load_weights
 
 pytestmark = pytest.mark.skipif(
     "onednn" not in torch.backends.quantized.supported_engines,
     reason="this torch build has no oneDNN quantized engine",
-)
-exact_sums = pytest.mark.skipif(
-    not kernels_exact(), reason="this CPU's int8 convolutions saturate (no VNNI)"
 )
 
 
@@ -95,7 +93,7 @@ def test_int8_tiles_match_whole_image(
     assert np.abs(whole_output - tiled_output).max() < 0.02
 
 
-@exact_sums
+@needs_exact_int8_sums
 def test_saved_int8_graph_reloads(weights_copy: Path) -> None:
     model = load_weights(weights_copy)
     batches = [
@@ -192,7 +190,7 @@ def test_calibration_crops_repeat(tmp_path: Path) -> None:
     assert min(float(batch.min()) for batch in first) < 0.0
 
 
-@exact_sums
+@needs_exact_int8_sums
 def test_quantize_program_writes_corrected_pair(weights_copy: Path) -> None:
     from PIL import Image
 
