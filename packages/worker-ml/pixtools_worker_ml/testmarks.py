@@ -13,7 +13,7 @@ needs_int8_kernels = pytest.mark.skipif(
     reason="this torch build has no oneDNN int8 convolutions",
 )
 
-# Saturation happens per pair of products, so the 64-channel check applies to any width.
+# Sums saturate per pair of products, so the 64-channel probe covers every width.
 needs_exact_int8_sums = pytest.mark.skipif(
     not kernels_exact(), reason="this CPU's int8 convolutions saturate (no VNNI)"
 )

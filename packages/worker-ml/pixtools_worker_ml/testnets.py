@@ -16,7 +16,7 @@ def random_network(
     bias_std: float,
     bias_mean: float = 0.0,
 ) -> DenoiseNet:
-    """Build a network in eval mode with normal random weights in every convolution.
+    """Build an eval-mode network with normally distributed weights in each convolution.
 
     Random biases as well as weights give non-zero activations in every layer, so
     int8 rounding and bias shifts have something to act on.
