@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -26,6 +28,7 @@ __all__ = [
     "db_session",
     "ml_app",
     "postgres_database_url",
+    "weights_copy",
 ]
 
 
@@ -54,3 +57,15 @@ def ml_app(configured_env: Settings) -> Iterator[Celery]:
     get_denoiser.cache_clear()
     app.conf.update(saved)
     _drop_connections(app)
+
+
+@pytest.fixture
+def weights_copy(tmp_path: Path) -> Path:
+    """The bundled float32 weights and their JSON, copied into tmp_path."""
+    from pixtools_worker_ml.inference import bundled_weights_path
+
+    with bundled_weights_path() as bundled:
+        target = tmp_path / "model.pt"
+        shutil.copyfile(bundled, target)
+        shutil.copyfile(bundled.with_suffix(".json"), target.with_suffix(".json"))
+    return target

@@ -281,6 +281,7 @@ class Denoiser:
             tile_size=self.tiles.tile_size,
             tile_overlap=self.tiles.tile_overlap,
             max_pixels=self.max_pixels,
+            int8_weight_range=getattr(self.network, "weight_range", None),
             model=model.config.to_dict(),
         )
 
@@ -339,15 +340,16 @@ class Denoiser:
     def fastest_precision(self) -> str:
         """Time the network on a small noisy square in each precision, pick one.
 
-        The candidates are fp32, bf16 when ``bfloat16_is_fast`` finds it faster
-        than fp32, and int8 when the quantized network is loaded. Which one wins
-        depends on the CPU: bfloat16 is fast only with native support (AVX-512
-        BF16 or AMX) and slower than fp32 where oneDNN emulates it, and int8 is
-        fast with AVX-512 VNNI. Without VNNI the int8 network is not loaded at all
-        (see ``kernels_exact``). The probe runs on one thread because the ranking
-        depends on the instruction set. A busy second core slows two-thread int8
-        more than fp32. With a training job on the other core, two-thread int8
-        measured 10 times its idle time and lost.
+        The candidates are fp32, bf16 when ``bfloat16_is_fast`` finds it faster than
+        fp32, and int8 when the quantized network is loaded. Which one wins depends on
+        the CPU: bfloat16 is fast only with native support (AVX-512 BF16 or AMX) and
+        slower than fp32 where oneDNN emulates it. int8 is fastest with AVX-512 VNNI,
+        and with AVX2 only it runs pair-limited weights (see ``int8pairs``), which ran
+        1.6 times as fast as fp32 on an AMD EPYC with AVX2 only (12 MP in
+        bench_denoise.py, two threads). The probe runs on one thread because the ranking
+        depends on the instruction set. A busy second core slows two-thread int8 more
+        than fp32. With a training job on the other core, two-thread int8 measured 10
+        times its idle time and lost.
         """
         probe = np.random.default_rng(0).integers(
             0, 256, (PROBE_SIZE, PROBE_SIZE, 3), dtype=np.uint8

@@ -20,6 +20,7 @@ on two threads against 0.74 to 0.76 through the graph.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -201,6 +202,8 @@ class Int8DenoiseNet(nn.Module):
         self.head = model.head
         self.tail = model.tail
         self.blocks = nn.ModuleList(blocks)
+        # "full" or "pairs": which int8 file the weights came from (see int8pairs).
+        self.weight_range = "full"
 
     @classmethod
     def from_graph(cls, model: DenoiseNet, graph: GraphModule) -> Int8DenoiseNet:
@@ -238,6 +241,13 @@ class Int8DenoiseNet(nn.Module):
                 Int8Block(PackedConv(first, source), PackedConv(second, middle), middle)
             )
         return cls(model, blocks).eval()
+
+    def convolutions(self) -> Iterator[PackedConv]:
+        """Yield the int8 convolutions, two per block in order."""
+        for block in self.blocks:
+            assert isinstance(block, Int8Block)
+            yield block.first
+            yield block.second
 
     def features(self, noisy: torch.Tensor) -> torch.Tensor:
         """Return the float stream that enters the first block."""

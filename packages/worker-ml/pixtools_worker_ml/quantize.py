@@ -1,11 +1,12 @@
 """Post-training int8 quantization of the denoiser, for CPUs without fast bfloat16.
 
     python -m pixtools_worker_ml.quantize --datasets-dir DIR [--weights FILE]
+        [--weight-range auto|full|pairs]
 
 On CPUs without AMX or AVX-512 BF16, bfloat16 runs slower than float32, and float32
 costs about 3 s per megapixel on one core. oneDNN's int8 convolutions use the
 AVX-512 VNNI (or AVX2) instructions those CPUs do have and run the same network
-about 3 times faster than float32.
+about 3 times faster than float32 with VNNI, and 1.6 times faster with AVX2 only.
 
 The two convolutions of every residual block run in int8: weights per output channel,
 activations per tensor with scales from histograms of real noisy crops. The head and
@@ -20,13 +21,22 @@ addition, so the worker does not run it: ``load_quantized`` rebuilds the network
 with oneDNN int8 convolutions whose second convolution writes float32 (see
 ``int8net``).
 
+There are two int8 files per float32 file. The full range one (``<name>-int8.pt``)
+uses every int8 weight code and needs a CPU whose int8 sums are exact (VNNI or
+AMX). The pair-limited one (``<name>-int8-pairs.pt``) keeps each pair of weight
+codes that AVX2 kernels add in 16 bits within 128 in magnitude (see ``int8pairs``),
+so it also runs exactly on CPUs with AVX2 only. The worker loads the full range
+file where the CPU sums it exactly and the pair-limited one elsewhere.
+
 After calibration, the biases of the int8 convolutions are corrected so that each
 block's mean output per channel matches float32 on the calibration crops (see
-``int8bias``). That runs the int8 kernels, so this program stops with status 2 on a
-CPU whose int8 sums saturate.
+``int8bias``). That runs the int8 kernels, so by default (``--weight-range auto``)
+this program writes each file whose kernels are exact on this CPU: both with VNNI or
+AMX, the pair-limited one with AVX2 only. It stops with status 2 when it can write
+neither, or when the range requested is not exact here.
 
-The quantized state is written beside the float32 weights as ``<name>-int8.pt`` and
-``<name>-int8.json``. The JSON records the SHA-256 of the float32 file it was made
+Each file has a JSON beside it (``<name>-int8.json``, ``<name>-int8-pairs.json``)
+that records the SHA-256 of the float32 file it was made
 from, and loading rejects a pair that does not match, so new training weights never
 run with stale scales. Calibration reads crops of CBSD432 from ``--datasets-dir``
 (or PIXTOOLS_DATASETS_DIR) and is deterministic for a given seed.
@@ -49,17 +59,20 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
-from torch.ao.quantization import QConfigMapping, get_default_qconfig_mapping
+from torch.ao.quantization import QConfig, QConfigMapping, get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 from torch.fx import GraphModule
 from torch.nn import functional
 
 from pixtools_worker_ml.data import list_images, load_rgb, resolve_datasets_dir
 from pixtools_worker_ml.int8bias import correct_biases
-from pixtools_worker_ml.int8net import (
-    Int8DenoiseNet,
-    kernels_available,
-    kernels_exact,
+from pixtools_worker_ml.int8net import Int8DenoiseNet, kernels_available
+from pixtools_worker_ml.int8pairs import (
+    WEIGHT_RANGES,
+    PairLimitedObserver,
+    WeightRange,
+    exact_weight_range,
+    pairs_fit,
 )
 from pixtools_worker_ml.model import DenoiseNet
 
@@ -76,9 +89,14 @@ class QuantizedWeightsError(RuntimeError):
     """The int8 file is missing, unreadable or made from other float32 weights."""
 
 
-def int8_path_for(weights_path: Path) -> Path:
-    """Return where the int8 state of ``weights_path`` lives (``<stem>-int8.pt``)."""
-    return weights_path.with_name(f"{weights_path.stem}-int8.pt")
+def int8_path_for(weights_path: Path, weight_range: WeightRange = "full") -> Path:
+    """Return where an int8 state of ``weights_path`` lives.
+
+    That is ``<stem>-int8.pt`` for full range weights and ``<stem>-int8-pairs.pt``
+    for pair-limited ones.
+    """
+    suffix = "" if weight_range == "full" else f"-{weight_range}"
+    return weights_path.with_name(f"{weights_path.stem}-int8{suffix}.pt")
 
 
 def int8_supported() -> bool:
@@ -94,11 +112,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def qconfig_mapping() -> QConfigMapping:
-    """Return the mapping that puts the block convolutions in int8, the rest in fp32."""
+def qconfig_mapping(weight_range: WeightRange = "full") -> QConfigMapping:
+    """Return the mapping that puts the block convolutions in int8, the rest in fp32.
+
+    Activations get oneDNN's default observer. Weights get its default per-channel
+    observer for the full range, or ``PairLimitedObserver`` for pair-limited codes.
+    """
+    mapping = get_default_qconfig_mapping(ENGINE)
+    if weight_range == "pairs":
+        default = mapping.global_qconfig
+        assert default is not None
+        mapping.set_global(
+            QConfig(activation=default.activation, weight=PairLimitedObserver)
+        )
     return (
-        get_default_qconfig_mapping(ENGINE)
-        .set_module_name("head", None)
+        mapping.set_module_name("head", None)
         .set_module_name("tail", None)
         .set_object_type(functional.pixel_unshuffle, None)
         .set_object_type(functional.pixel_shuffle, None)
@@ -107,14 +135,14 @@ def qconfig_mapping() -> QConfigMapping:
     )
 
 
-def _prepare(model: DenoiseNet) -> GraphModule:
+def _prepare(model: DenoiseNet, weight_range: WeightRange = "full") -> GraphModule:
     torch.backends.quantized.engine = ENGINE
     # FX graph mode warns on every call that it is deprecated in favour of torchao.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return prepare_fx(
             copy.deepcopy(model).eval(),
-            qconfig_mapping(),
+            qconfig_mapping(weight_range),
             (torch.zeros(EXAMPLE_SHAPE),),
         )
 
@@ -125,9 +153,13 @@ def _convert(prepared: GraphModule) -> GraphModule:
         return convert_fx(prepared).eval()
 
 
-def quantize(model: DenoiseNet, batches: Iterable[torch.Tensor]) -> GraphModule:
+def quantize(
+    model: DenoiseNet,
+    batches: Iterable[torch.Tensor],
+    weight_range: WeightRange = "full",
+) -> GraphModule:
     """Calibrate activation ranges on ``batches`` (N, 3, H, W) and convert to int8."""
-    prepared = _prepare(model)
+    prepared = _prepare(model, weight_range)
     with torch.inference_mode():
         for batch in batches:
             prepared(batch)
@@ -160,10 +192,16 @@ def calibration_batches(
 
 
 def save_quantized(
-    quantized: GraphModule, source_weights: Path, metadata: dict[str, Any]
+    quantized: GraphModule,
+    source_weights: Path,
+    metadata: dict[str, Any],
+    weight_range: WeightRange = "full",
 ) -> Path:
-    """Write ``<name>-int8.pt`` and its JSON beside ``source_weights``, atomically."""
-    path = int8_path_for(source_weights)
+    """Write the int8 file of ``weight_range`` and its JSON beside ``source_weights``.
+
+    Both are written atomically.
+    """
+    path = int8_path_for(source_weights, weight_range)
     temporary = path.with_suffix(".pt.tmp")
     torch.save(quantized.state_dict(), temporary)
     temporary.replace(path)
@@ -171,6 +209,7 @@ def save_quantized(
     description = {
         "format": FORMAT_VERSION,
         "engine": ENGINE,
+        "weight_range": weight_range,
         "source_weights": source_weights.name,
         "source_sha256": file_sha256(source_weights),
         "calibration": metadata,
@@ -185,16 +224,26 @@ def save_quantized(
 def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
     """Load the int8 state saved beside ``model``'s weights as the network to run.
 
-    Raises QuantizedWeightsError when the files are missing, were made from a
-    different float32 file or do not fit the model, or when this CPU's int8
-    convolutions do not sum exactly.
+    The full range file is loaded where this CPU's int8 sums are exact, and the
+    pair-limited one where only pair-limited sums are. Raises QuantizedWeightsError
+    when neither is exact here, or when the file is missing, was made from a
+    different float32 file or does not fit the model.
     """
-    path = int8_path_for(source_weights)
+    weight_range = exact_weight_range(model.config.width)
+    if weight_range is None:
+        raise QuantizedWeightsError(
+            "this CPU's int8 convolutions saturate (oneDNN adds pairs of 8-bit "
+            "products in 16 bits without VNNI, and even pair-limited weights were "
+            "not summed exactly), so int8 output would be wrong; use precision auto "
+            "or fp32 (DENOISE_PRECISION in the ML worker)"
+        )
+    path = int8_path_for(source_weights, weight_range)
     json_path = path.with_suffix(".json")
     if not path.is_file() or not json_path.is_file():
         raise QuantizedWeightsError(
-            f"int8 weights not found: {path} and {json_path} are both needed; make "
-            "them with python -m pixtools_worker_ml.quantize"
+            f"int8 weights not found: {path} and {json_path} are both needed on "
+            f"this CPU ({weight_range} weight range); make them with python -m "
+            "pixtools_worker_ml.quantize"
         )
     if not int8_supported():
         raise QuantizedWeightsError(
@@ -218,24 +267,28 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
             "pixtools_worker_ml.quantize again"
         )
 
-    if not kernels_exact(model.config.width):
-        raise QuantizedWeightsError(
-            "this CPU's int8 convolutions saturate (oneDNN adds pairs of 8-bit "
-            "products in 16 bits on CPUs without VNNI), so int8 output would be "
-            "wrong; use precision auto or fp32 (DENOISE_PRECISION in the ML worker)"
-        )
-
-    quantized = _convert(_prepare(model))
+    quantized = _convert(_prepare(model, weight_range))
     state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         quantized.load_state_dict(state)
-        return Int8DenoiseNet.from_graph(model, quantized)
+        network = Int8DenoiseNet.from_graph(model, quantized)
     except (RuntimeError, ValueError) as error:
         message = (
             f"{path.name} does not fit the model: {error}; run python -m "
             "pixtools_worker_ml.quantize again"
         )
         raise QuantizedWeightsError(message) from error
+
+    # A full range file renamed or a stale one would saturate on this CPU.
+    if weight_range == "pairs" and not all(
+        pairs_fit(conv.weights.int_repr()) for conv in network.convolutions()
+    ):
+        raise QuantizedWeightsError(
+            f"{path.name} has weight code pairs above the pair limit, so this CPU "
+            "would saturate them; run python -m pixtools_worker_ml.quantize again"
+        )
+    network.weight_range = weight_range
+    return network
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -247,7 +300,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crops", type=int, default=64, help="calibration crops")
     parser.add_argument("--crop-size", type=int, default=160, help="pixels")
     parser.add_argument("--seed", type=int, default=20240612)
+    parser.add_argument(
+        "--weight-range",
+        choices=("auto", *WEIGHT_RANGES),
+        default="auto",
+        help="int8 file to write: full, pairs, or auto for every one whose int8 "
+        "sums are exact on this CPU",
+    )
     return parser.parse_args(argv)
+
+
+def ranges_to_write(requested: str, width: int) -> list[WeightRange]:
+    """Return the weight ranges to calibrate, or an empty list when none is exact."""
+    exact = exact_weight_range(width)
+    if exact is None:
+        return []
+    # A CPU that sums full range codes exactly sums pair-limited codes exactly too.
+    runnable: list[WeightRange] = ["full", "pairs"] if exact == "full" else ["pairs"]
+    if requested == "auto":
+        return runnable
+    return [weight_range for weight_range in runnable if weight_range == requested]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,33 +329,49 @@ def main(argv: list[str] | None = None) -> int:
     folder = resolve_datasets_dir(args.datasets_dir) / "CBSD432"
     torch.set_num_threads(1)
     model = load_weights(args.weights)
-    if not kernels_exact(model.config.width):
+    weight_ranges = ranges_to_write(args.weight_range, model.config.width)
+    if not weight_ranges:
         print(
-            "error: this CPU's int8 convolutions saturate, and the bias correction "
-            "runs them. Run the quantize program on a CPU with AVX-512 VNNI or AMX.",
+            f"error: this CPU's int8 convolutions saturate for the {args.weight_range} "
+            "weight range, and the bias correction runs them. Full range weights "
+            "need a CPU with AVX-512 VNNI or AMX; pair-limited weights also run on "
+            "AVX2.",
             file=sys.stderr,
         )
         return 2
+    if args.weight_range == "auto" and "full" not in weight_ranges:
+        logger.warning(
+            "full_range_skipped",
+            reason="int8 sums of full range weights saturate on this CPU",
+            path=str(int8_path_for(args.weights)),
+        )
 
-    started = time.monotonic()
-    logger.info("quantize_started", weights=str(args.weights), crops=args.crops)
     batches = list(calibration_batches(folder, args.crops, args.crop_size, args.seed))
-    quantized = quantize(model, batches)
-    correct_biases(model, quantized, batches)
-    metadata = {
-        "dataset": folder.name,
-        "crops": args.crops,
-        "crop_size": args.crop_size,
-        "seed": args.seed,
-        "sigmas": list(CALIBRATION_SIGMAS),
-        "bias_correction": True,
-    }
-    path = save_quantized(quantized, args.weights, metadata)
-    logger.info(
-        "quantize_finished",
-        path=str(path),
-        seconds=round(time.monotonic() - started, 1),
-    )
+    for weight_range in weight_ranges:
+        started = time.monotonic()
+        logger.info(
+            "quantize_started",
+            weights=str(args.weights),
+            crops=args.crops,
+            weight_range=weight_range,
+        )
+        quantized = quantize(model, batches, weight_range)
+        correct_biases(model, quantized, batches)
+        metadata = {
+            "dataset": folder.name,
+            "crops": args.crops,
+            "crop_size": args.crop_size,
+            "seed": args.seed,
+            "sigmas": list(CALIBRATION_SIGMAS),
+            "bias_correction": True,
+        }
+        path = save_quantized(quantized, args.weights, metadata, weight_range)
+        logger.info(
+            "quantize_finished",
+            path=str(path),
+            weight_range=weight_range,
+            seconds=round(time.monotonic() - started, 1),
+        )
     return 0
 
 

@@ -70,7 +70,7 @@ def test_int8_rejected_where_sums_saturate(
     pixels = to_uint8(synthetic_photo(64, 80, seed=2))
     Image.fromarray(pixels, "RGB").save(tmp_path / "photo.png")
     monkeypatch.setattr(
-        "pixtools_worker_ml.quantize.kernels_exact", lambda channels=64: False
+        "pixtools_worker_ml.quantize.exact_weight_range", lambda width: None
     )
 
     code = evaluate.main(["--images", str(tmp_path), "--precision", "int8"])

@@ -17,7 +17,11 @@ from pixtools_worker_ml.int8net import (
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig, ResidualBlock
 from pixtools_worker_ml.quantize import load_quantized, quantize, save_quantized
 from pixtools_worker_ml.testimages import synthetic_photo
-from pixtools_worker_ml.testmarks import needs_exact_int8_sums, needs_int8_kernels
+from pixtools_worker_ml.testmarks import (
+    exact_range,
+    needs_exact_range,
+    needs_int8_kernels,
+)
 from pixtools_worker_ml.testnets import random_network
 from pixtools_worker_ml.weights_io import load_weights
 
@@ -71,11 +75,11 @@ def test_channel_mean_weights_by_positions() -> None:
         ChannelMean().mean()
 
 
-@needs_exact_int8_sums
+@needs_exact_range
 def test_corrected_first_block_matches_float_means() -> None:
     model = random_model()
     crops = noisy_crops(4, 48)
-    graph = quantize(model, crops)
+    graph = quantize(model, crops, exact_range())
     before = first_block_gap(model, Int8DenoiseNet.from_graph(model, graph), crops)
 
     shifts = correct_biases(model, graph, crops)
@@ -89,13 +93,13 @@ def test_corrected_first_block_matches_float_means() -> None:
     assert float(before.abs().max()) > 20 * float(after.abs().max())
 
 
-@needs_exact_int8_sums
+@needs_exact_range
 def test_correction_reduces_bundled_int8_error() -> None:
     with bundled_weights_path() as path:
         model = load_weights(path)
     crops = noisy_crops(6, 96)
     held_out = noisy_crops(3, 128, seed=50)
-    graph = quantize(model, crops)
+    graph = quantize(model, crops, exact_range())
     uncorrected = Int8DenoiseNet.from_graph(model, graph)
 
     correct_biases(model, graph, crops)
@@ -110,7 +114,7 @@ def test_correction_reduces_bundled_int8_error() -> None:
     assert error(corrected) < error(uncorrected)
 
 
-@needs_exact_int8_sums
+@needs_exact_range
 def test_corrected_biases_are_saved(tmp_path: Path) -> None:
     with bundled_weights_path() as bundled:
         weights = tmp_path / "model.pt"
@@ -118,11 +122,12 @@ def test_corrected_biases_are_saved(tmp_path: Path) -> None:
         shutil.copyfile(bundled.with_suffix(".json"), weights.with_suffix(".json"))
     model = load_weights(weights)
     crops = noisy_crops(2, 64)
-    graph = quantize(model, crops)
+    graph = quantize(model, crops, exact_range())
     uncorrected = Int8DenoiseNet.from_graph(model, graph)
 
     correct_biases(model, graph, crops)
-    save_quantized(graph, weights, {"crops": 2, "bias_correction": True})
+    metadata = {"crops": 2, "bias_correction": True}
+    save_quantized(graph, weights, metadata, exact_range())
     loaded = load_quantized(load_weights(weights), weights)
 
     for old, new in zip(uncorrected.blocks, loaded.blocks, strict=True):
@@ -152,7 +157,7 @@ def test_quantize_program_stops_where_sums_saturate(
         weights = tmp_path / "model.pt"
         shutil.copyfile(bundled, weights)
         shutil.copyfile(bundled.with_suffix(".json"), weights.with_suffix(".json"))
-    monkeypatch.setattr(quantize_program, "kernels_exact", lambda channels=64: False)
+    monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: None)
 
     status = quantize_program.main(
         ["--datasets-dir", str(tmp_path), "--weights", str(weights)]
@@ -161,3 +166,4 @@ def test_quantize_program_stops_where_sums_saturate(
     assert status == 2
     assert "saturate" in capsys.readouterr().err
     assert not quantize_program.int8_path_for(weights).exists()
+    assert not quantize_program.int8_path_for(weights, "pairs").exists()

@@ -16,7 +16,11 @@ from pixtools_worker_ml.int8net import (
 from pixtools_worker_ml.model import DenoiseNet, ModelConfig
 from pixtools_worker_ml.quantize import quantize
 from pixtools_worker_ml.testimages import synthetic_photo
-from pixtools_worker_ml.testmarks import needs_exact_int8_sums, needs_int8_kernels
+from pixtools_worker_ml.testmarks import (
+    exact_range,
+    needs_exact_range,
+    needs_int8_kernels,
+)
 from pixtools_worker_ml.testnets import random_network
 
 pytestmark = needs_int8_kernels
@@ -63,10 +67,11 @@ def reference(
     return noisy - noise
 
 
-@needs_exact_int8_sums
+@needs_exact_range
 def test_blocks_round_only_inputs_and_middle() -> None:
     model = small_model()
-    net = Int8DenoiseNet.from_graph(model, quantize(model, noisy_batches()))
+    graph = quantize(model, noisy_batches(), exact_range())
+    net = Int8DenoiseNet.from_graph(model, graph)
     probe = noisy_batches(1)[0]
 
     with torch.inference_mode():
@@ -79,10 +84,10 @@ def test_blocks_round_only_inputs_and_middle() -> None:
     assert float(difference.max()) < 5e-3
 
 
-@needs_exact_int8_sums
+@needs_exact_range
 def test_float_block_outputs_beat_graph() -> None:
     model = small_model()
-    graph = quantize(model, noisy_batches())
+    graph = quantize(model, noisy_batches(), exact_range())
     net = Int8DenoiseNet.from_graph(model, graph)
     probe = noisy_batches(1)[0]
 
@@ -116,11 +121,12 @@ def test_uint8_codes_share_memory() -> None:
     assert codes.untyped_storage().data_ptr() == quantized.untyped_storage().data_ptr()
 
 
-@needs_exact_int8_sums
+@needs_exact_range
 @pytest.mark.parametrize("size", [(2, 2), (2, 14), (6, 4), (66, 38)])
 def test_small_inputs_keep_shape(size: tuple[int, int]) -> None:
     model = small_model()
-    net = Int8DenoiseNet.from_graph(model, quantize(model, noisy_batches()))
+    graph = quantize(model, noisy_batches(), exact_range())
+    net = Int8DenoiseNet.from_graph(model, graph)
     height, width = size
     noisy = torch.rand(1, 3, height, width)
 

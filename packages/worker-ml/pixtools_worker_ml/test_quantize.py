@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,9 @@ from pixtools_worker_ml.data import add_gaussian_noise, psnr_uint8
 from pixtools_worker_ml.inference import (
     Denoiser,
     TileOptions,
-    bundled_weights_path,
     load_int8,
 )
-from pixtools_worker_ml.int8net import Int8Block, Int8DenoiseNet, kernels_exact
+from pixtools_worker_ml.int8net import Int8Block, Int8DenoiseNet
 from pixtools_worker_ml.quantize import (
     QuantizedWeightsError,
     calibration_batches,
@@ -25,7 +23,7 @@ from pixtools_worker_ml.quantize import (
     save_quantized,
 )
 from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
-from pixtools_worker_ml.testmarks import needs_exact_int8_sums
+from pixtools_worker_ml.testmarks import EXACT_RANGE, exact_range, needs_exact_range
 from pixtools_worker_ml.weights_io import load_weights
 
 pytestmark = pytest.mark.skipif(
@@ -36,22 +34,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def float_and_int8() -> tuple[Denoiser, Denoiser]:
-    if not kernels_exact():
-        pytest.skip("this CPU's int8 convolutions saturate (no VNNI)")
+    if EXACT_RANGE is None:
+        pytest.skip("this CPU's int8 convolutions saturate even for pair-limited codes")
     whole = TileOptions(0, 0)
     fp32 = Denoiser.load(tiles=whole, precision="fp32", threads=1)
     int8 = Denoiser.load(tiles=whole, precision="int8", threads=1)
     return fp32, int8
-
-
-@pytest.fixture
-def weights_copy(tmp_path: Path) -> Path:
-    """The bundled float32 weights and their JSON, copied into tmp_path."""
-    with bundled_weights_path() as bundled:
-        target = tmp_path / "model.pt"
-        shutil.copyfile(bundled, target)
-        shutil.copyfile(bundled.with_suffix(".json"), target.with_suffix(".json"))
-    return target
 
 
 def test_bundled_int8_close_to_fp32(
@@ -93,7 +81,7 @@ def test_int8_tiles_match_whole_image(
     assert np.abs(whole_output - tiled_output).max() < 0.02
 
 
-@needs_exact_int8_sums
+@needs_exact_range
 def test_saved_int8_graph_reloads(weights_copy: Path) -> None:
     model = load_weights(weights_copy)
     batches = [
@@ -102,14 +90,17 @@ def test_saved_int8_graph_reloads(weights_copy: Path) -> None:
         .contiguous()
         for i, sigma in enumerate((10.0, 30.0, 50.0))
     ]
-    quantized = quantize(model, batches)
+    quantized = quantize(model, batches, exact_range())
 
-    path = save_quantized(quantized, weights_copy, {"crops": 3})
+    path = save_quantized(quantized, weights_copy, {"crops": 3}, exact_range())
     loaded = load_quantized(load_weights(weights_copy), weights_copy)
 
-    assert path == weights_copy.with_name("model-int8.pt")
+    suffix = "" if exact_range() == "full" else "-pairs"
+    assert path == weights_copy.with_name(f"model-int8{suffix}.pt")
+    assert loaded.weight_range == exact_range()
     description = json.loads(path.with_suffix(".json").read_text())
     assert description["source_weights"] == "model.pt"
+    assert description["weight_range"] == exact_range()
     assert description["calibration"] == {"crops": 3}
     built = Int8DenoiseNet.from_graph(model, quantized)
     sample = batches[1]
@@ -117,10 +108,12 @@ def test_saved_int8_graph_reloads(weights_copy: Path) -> None:
         assert torch.equal(built(sample), loaded(sample))
 
 
+@needs_exact_range
 def test_stale_int8_weights_rejected(weights_copy: Path) -> None:
     model = load_weights(weights_copy)
     batch = torch.rand(1, 3, 32, 32)
-    save_quantized(quantize(model, [batch]), weights_copy, {})
+    graph = quantize(model, [batch], exact_range())
+    save_quantized(graph, weights_copy, {}, exact_range())
     state = torch.load(weights_copy, weights_only=True)
     state["head.bias"] = state["head.bias"] + 0.01
     torch.save(state, weights_copy)
@@ -132,9 +125,11 @@ def test_stale_int8_weights_rejected(weights_copy: Path) -> None:
         load_int8(model, weights_copy, required=True)
 
 
+@needs_exact_range
 def test_older_int8_format_rejected(weights_copy: Path) -> None:
     model = load_weights(weights_copy)
-    path = save_quantized(quantize(model, [torch.rand(1, 3, 32, 32)]), weights_copy, {})
+    graph = quantize(model, [torch.rand(1, 3, 32, 32)], exact_range())
+    path = save_quantized(graph, weights_copy, {}, exact_range())
     json_path = path.with_suffix(".json")
     description = json.loads(json_path.read_text())
     description["format"] = 1
@@ -144,10 +139,11 @@ def test_older_int8_format_rejected(weights_copy: Path) -> None:
         load_quantized(model, weights_copy)
 
 
+@needs_exact_range
 def test_missing_int8_files(weights_copy: Path) -> None:
     model = load_weights(weights_copy)
 
-    assert not int8_path_for(weights_copy).exists()
+    assert not int8_path_for(weights_copy, exact_range()).exists()
     with pytest.raises(QuantizedWeightsError, match="int8 weights not found"):
         Denoiser.load(weights_copy, precision="int8", threads=1)
     assert load_int8(model, weights_copy, required=False) is None
@@ -160,7 +156,7 @@ def test_int8_rejected_where_sums_saturate(
     model = load_weights(weights_copy)
     save_quantized(quantize(model, [torch.rand(1, 3, 32, 32)]), weights_copy, {})
     monkeypatch.setattr(
-        "pixtools_worker_ml.quantize.kernels_exact", lambda channels=64: False
+        "pixtools_worker_ml.quantize.exact_weight_range", lambda width: None
     )
 
     with pytest.raises(QuantizedWeightsError, match="saturate"):
@@ -190,8 +186,8 @@ def test_calibration_crops_repeat(tmp_path: Path) -> None:
     assert min(float(batch.min()) for batch in first) < 0.0
 
 
-@needs_exact_int8_sums
-def test_quantize_program_writes_corrected_pair(weights_copy: Path) -> None:
+@needs_exact_range
+def test_quantize_program_writes_corrected_files(weights_copy: Path) -> None:
     from PIL import Image
 
     from pixtools_worker_ml.quantize import main
@@ -211,16 +207,23 @@ def test_quantize_program_writes_corrected_pair(weights_copy: Path) -> None:
         torch.set_num_threads(threads)
 
     assert status == 0
+    # Where full range sums are exact, pair-limited ones are too: both are written.
+    written = ["full", "pairs"] if exact_range() == "full" else ["pairs"]
+    for weight_range in ("full", "pairs"):
+        path = int8_path_for(weights_copy, weight_range)
+        assert path.exists() == (weight_range in written), weight_range
     description = json.loads(
-        int8_path_for(weights_copy).with_suffix(".json").read_text()
+        int8_path_for(weights_copy, exact_range()).with_suffix(".json").read_text()
     )
+    assert description["weight_range"] == exact_range()
     assert description["calibration"]["bias_correction"] is True
     assert description["calibration"]["crops"] == 4
     model = load_weights(weights_copy)
     loaded = load_quantized(model, weights_copy)
     seed = description["calibration"]["seed"]
     crops = list(calibration_batches(photos, 4, 48, seed))
-    uncorrected = Int8DenoiseNet.from_graph(model, quantize(model, crops))
+    uncorrected_graph = quantize(model, crops, exact_range())
+    uncorrected = Int8DenoiseNet.from_graph(model, uncorrected_graph)
     for plain, corrected in zip(uncorrected.blocks, loaded.blocks, strict=True):
         assert isinstance(plain, Int8Block)
         assert isinstance(corrected, Int8Block)
