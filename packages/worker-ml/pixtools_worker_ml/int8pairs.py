@@ -100,13 +100,15 @@ def pair_kernels_exact(channels: int = 64) -> bool:
     codes must return the exact integer sums.
     """
     generator = torch.Generator().manual_seed(0)
-    shape = (channels, channels // 2, 3, 3)
+    pairs = (channels + 1) // 2
+    shape = (channels, pairs, 3, 3)
     first = torch.randint(0, PAIR_LIMIT + 1, shape, generator=generator)
     signs = torch.randint(0, 2, (2, *shape), generator=generator) * 2 - 1
-    weights = torch.empty((channels, channels, 3, 3), dtype=torch.int64)
+    weights = torch.empty((channels, 2 * pairs, 3, 3), dtype=torch.int64)
     weights[:, 0::2] = first * signs[0]
     weights[:, 1::2] = (PAIR_LIMIT - first) * signs[1]
-    weights = weights.clamp(-128, 127).to(torch.int8)
+    # An odd channel count drops the second half of the last pair.
+    weights = weights[:, :channels].clamp(-128, 127).to(torch.int8)
 
     full = torch.full((1, channels, 4, 4), 255, dtype=torch.uint8)
     random = torch.randint(0, 256, (1, channels, 6, 6), dtype=torch.uint8)

@@ -115,6 +115,13 @@ def test_pair_limited_sums_exact() -> None:
     assert torch.equal(sums.double(), exact)
 
 
+@needs_exact_pairs
+@pytest.mark.parametrize("channels", [7, 8, 64])
+def test_pair_check_any_channel_count(channels: int) -> None:
+    # Where 64 channels sum exactly, an odd count pairs its last channel with zero.
+    assert pair_kernels_exact.__wrapped__(channels) is True
+
+
 def test_wider_pairs_exact_only_with_vnni(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(int8pairs, "PAIR_LIMIT", 160)
 
