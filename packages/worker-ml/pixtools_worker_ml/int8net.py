@@ -249,6 +249,18 @@ class Int8DenoiseNet(nn.Module):
             yield block.first
             yield block.second
 
+    def scales_valid(self) -> bool:
+        """Return True when every weight and activation scale is finite and positive."""
+        for block in self.blocks:
+            assert isinstance(block, Int8Block)
+            activations = torch.tensor(
+                [block.first.source.scale, block.second.source.scale]
+            )
+            for values in (activations, block.first.scales, block.second.scales):
+                if not bool(torch.isfinite(values).all() and (values > 0).all()):
+                    return False
+        return True
+
     def features(self, noisy: torch.Tensor) -> torch.Tensor:
         """Return the float stream that enters the first block."""
         scale = self.config.scale

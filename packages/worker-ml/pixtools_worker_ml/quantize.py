@@ -49,6 +49,7 @@ import copy
 import hashlib
 import json
 import operator
+import pickle
 import sys
 import time
 import warnings
@@ -210,6 +211,7 @@ def save_quantized(
         "format": FORMAT_VERSION,
         "engine": ENGINE,
         "weight_range": weight_range,
+        "sha256": file_sha256(path),
         "source_weights": source_weights.name,
         "source_sha256": file_sha256(source_weights),
         "calibration": metadata,
@@ -224,61 +226,154 @@ def save_quantized(
 def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
     """Load the int8 state saved beside ``model``'s weights as the network to run.
 
-    The full range file is loaded where this CPU's int8 sums are exact, and the
-    pair-limited one where only pair-limited sums are. Raises QuantizedWeightsError
-    when neither is exact here, or when the file is missing, was made from a
-    different float32 file or does not fit the model.
+    Where this CPU sums full range codes exactly, the full range file is tried
+    first and the pair-limited one second, with a warning. So a missing or stale
+    full range file does not cost int8 when a valid pair-limited one is there.
+    Where only pair-limited sums are exact, only the pair-limited file is tried.
+    Raises QuantizedWeightsError when neither sum is exact here, or with the first
+    file's error when no file loads.
     """
-    weight_range = exact_weight_range(model.config.width)
-    if weight_range is None:
+    if not int8_supported():
+        raise QuantizedWeightsError(
+            f"this torch build lacks the {ENGINE} quantized engine or its int8 "
+            "convolution operators; set DENOISE_PRECISION to fp32 or bf16"
+        )
+    exact = exact_weight_range(model.config.width)
+    if exact is None:
         raise QuantizedWeightsError(
             "this CPU's int8 convolutions saturate (oneDNN adds pairs of 8-bit "
             "products in 16 bits without VNNI, and even pair-limited weights were "
             "not summed exactly), so int8 output would be wrong; use precision auto "
             "or fp32 (DENOISE_PRECISION in the ML worker)"
         )
-    path = int8_path_for(source_weights, weight_range)
-    json_path = path.with_suffix(".json")
-    if not path.is_file() or not json_path.is_file():
+
+    # Pair-limited codes are exact wherever full range ones are.
+    weight_ranges: list[WeightRange] = (
+        ["full", "pairs"] if exact == "full" else ["pairs"]
+    )
+    first_error: QuantizedWeightsError | None = None
+    for weight_range in weight_ranges:
+        try:
+            network = load_int8_file(model, source_weights, weight_range)
+        except QuantizedWeightsError as error:
+            first_error = first_error or error
+            continue
+        if first_error is not None:
+            logger.warning(
+                "int8_full_range_unavailable",
+                loaded=str(int8_path_for(source_weights, weight_range)),
+                error=str(first_error),
+            )
+        return network
+    assert first_error is not None
+    raise first_error
+
+
+def read_description(json_path: Path) -> dict[str, Any]:
+    """Return the JSON object beside an int8 file, or raise QuantizedWeightsError."""
+    try:
+        description = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise QuantizedWeightsError(
-            f"int8 weights not found: {path} and {json_path} are both needed on "
-            f"this CPU ({weight_range} weight range); make them with python -m "
-            "pixtools_worker_ml.quantize"
+            f"{json_path.name} is unreadable ({error}); run python -m "
+            "pixtools_worker_ml.quantize again"
+        ) from error
+    if not isinstance(description, dict):
+        raise QuantizedWeightsError(
+            f"{json_path.name} contains a JSON {type(description).__name__}, not an "
+            "object; run python -m pixtools_worker_ml.quantize again"
         )
-    if not int8_supported():
+    return description
+
+
+def check_description(
+    description: dict[str, Any],
+    path: Path,
+    source_weights: Path,
+    weight_range: WeightRange,
+) -> None:
+    """Raise QuantizedWeightsError when the JSON does not match the files it names."""
+    rerun = "run python -m pixtools_worker_ml.quantize again"
+    json_name = path.with_suffix(".json").name
+    found_format = description.get("format")
+    if found_format != FORMAT_VERSION:
         raise QuantizedWeightsError(
-            f"this torch build lacks the {ENGINE} quantized engine or its int8 "
-            "convolution operators; set DENOISE_PRECISION to fp32 or bf16"
+            f"{json_name} has int8 format {found_format!r}, and this version reads "
+            f"format {FORMAT_VERSION}; {rerun}"
+        )
+    # Files written before the pair-limited range existed record neither field.
+    recorded_range = description.get("weight_range", "full")
+    if recorded_range != weight_range:
+        raise QuantizedWeightsError(
+            f"{json_name} records weight range {recorded_range!r}, but {path.name} "
+            f"must hold {weight_range!r} weights; {rerun}"
+        )
+    engine = description.get("engine")
+    if engine != ENGINE:
+        raise QuantizedWeightsError(
+            f"{json_name} records engine {engine!r}, and this version runs "
+            f"{ENGINE!r}; {rerun}"
         )
 
-    description = json.loads(json_path.read_text())
-    if description.get("format") != FORMAT_VERSION:
-        raise QuantizedWeightsError(
-            f"{json_path.name} has int8 format {description.get('format')}, and this "
-            f"version reads format {FORMAT_VERSION}; run python -m "
-            "pixtools_worker_ml.quantize again"
-        )
     expected = description.get("source_sha256")
+    if not isinstance(expected, str):
+        raise QuantizedWeightsError(f"{json_name} records no source SHA-256; {rerun}")
     actual = file_sha256(source_weights)
     if expected != actual:
         raise QuantizedWeightsError(
             f"{path.name} was made from float32 weights with SHA-256 {expected}, "
-            f"but {source_weights.name} has {actual}; run python -m "
-            "pixtools_worker_ml.quantize again"
+            f"but {source_weights.name} has {actual}; {rerun}"
+        )
+    recorded = description.get("sha256")
+    if recorded is not None and recorded != file_sha256(path):
+        raise QuantizedWeightsError(
+            f"{path.name} has changed since it was written (its SHA-256 differs "
+            f"from the one in {json_name}); {rerun}"
         )
 
+
+def load_int8_file(
+    model: DenoiseNet, source_weights: Path, weight_range: WeightRange
+) -> Int8DenoiseNet:
+    """Load and check the int8 file of one weight range beside ``source_weights``."""
+    path = int8_path_for(source_weights, weight_range)
+    json_path = path.with_suffix(".json")
+    if not path.is_file() or not json_path.is_file():
+        raise QuantizedWeightsError(
+            f"int8 weights not found: {path} and {json_path} are both needed for "
+            f"the {weight_range} weight range; make them with python -m "
+            "pixtools_worker_ml.quantize"
+        )
+    check_description(read_description(json_path), path, source_weights, weight_range)
+
     quantized = _convert(_prepare(model, weight_range))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    # A damaged file can fail in the unpickler, in torch or in the state dict.
     try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
         quantized.load_state_dict(state)
         network = Int8DenoiseNet.from_graph(model, quantized)
-    except (RuntimeError, ValueError) as error:
+    except (
+        OSError,
+        EOFError,
+        pickle.UnpicklingError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+    ) as error:
         message = (
-            f"{path.name} does not fit the model: {error}; run python -m "
-            "pixtools_worker_ml.quantize again"
+            f"{path.name} is unreadable or does not fit the model: {error}; run "
+            "python -m pixtools_worker_ml.quantize again"
         )
         raise QuantizedWeightsError(message) from error
 
+    if not network.scales_valid():
+        raise QuantizedWeightsError(
+            f"{path.name} has a scale that is zero, negative or not finite; run "
+            "python -m pixtools_worker_ml.quantize again"
+        )
     # A full range file renamed or a stale one would saturate on this CPU.
     if weight_range == "pairs" and not all(
         pairs_fit(conv.weights.int_repr()) for conv in network.convolutions()
@@ -334,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"error: this CPU's int8 convolutions saturate for the {args.weight_range} "
             "weight range, and the bias correction runs them. Full range weights "
-            "need a CPU with AVX-512 VNNI or AMX; pair-limited weights also run on "
-            "AVX2.",
+            "need a CPU with AVX-512 VNNI, AVX-VNNI or AMX; pair-limited weights "
+            "also run on AVX2.",
             file=sys.stderr,
         )
         return 2

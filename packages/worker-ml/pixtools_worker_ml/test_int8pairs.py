@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from structlog.testing import capture_logs
 from torch.nn import functional
 
 from pixtools_worker_ml import int8pairs
@@ -16,11 +17,13 @@ from pixtools_worker_ml.int8net import Int8DenoiseNet, kernels_exact, sum_produc
 from pixtools_worker_ml.int8pairs import (
     PAIR_LIMIT,
     PairLimitedObserver,
+    WeightRange,
     exact_weight_range,
     pair_kernels_exact,
     pair_sums,
     pairs_fit,
 )
+from pixtools_worker_ml.model import DenoiseNet
 from pixtools_worker_ml.quantize import (
     QuantizedWeightsError,
     int8_path_for,
@@ -103,6 +106,14 @@ def test_pair_sums_pad_odd_channels() -> None:
     assert pairs_fit(codes)
 
 
+def test_pair_sums_count_minus_128() -> None:
+    codes = torch.zeros(1, 4, 1, 1, dtype=torch.int8)
+    codes[0, :, 0, 0] = torch.tensor([-128, -128, -128, 0], dtype=torch.int8)
+
+    assert pair_sums(codes).flatten().tolist() == [256.0, 128.0]
+    assert not pairs_fit(codes)
+
+
 @needs_exact_pairs
 def test_pair_limited_sums_exact() -> None:
     generator = torch.Generator().manual_seed(9)
@@ -168,12 +179,48 @@ def test_pairs_file_loaded_without_vnni(
         assert torch.equal(expected(crops[0]), loaded(crops[0]))
 
 
+def save_int8(
+    weights_copy: Path, graph_range: WeightRange, file_range: WeightRange
+) -> tuple[DenoiseNet, Path]:
+    """Quantize the copied weights for ``graph_range``, save them as ``file_range``."""
+    model = load_weights(weights_copy)
+    graph = quantize(model, noisy_crops(1, 48), graph_range)
+    return model, save_quantized(graph, weights_copy, {}, file_range)
+
+
+def test_full_range_cpu_falls_back_to_pairs(
+    weights_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, _ = save_int8(weights_copy, "pairs", "pairs")
+    monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: "full")
+
+    with capture_logs() as logs:
+        loaded = load_quantized(model, weights_copy)
+
+    assert loaded.weight_range == "pairs"
+    events = [entry["event"] for entry in logs]
+    assert events == ["int8_full_range_unavailable"]
+    assert "model-int8.pt" in logs[0]["error"]
+
+
+def test_pairs_json_naming_full_rejected(
+    weights_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, path = save_int8(weights_copy, "pairs", "pairs")
+    json_path = path.with_suffix(".json")
+    description = json.loads(json_path.read_text())
+    description["weight_range"] = "full"
+    json_path.write_text(json.dumps(description))
+    monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: "pairs")
+
+    with pytest.raises(QuantizedWeightsError, match="records weight range 'full'"):
+        load_quantized(model, weights_copy)
+
+
 def test_full_range_codes_rejected_as_pairs(
     weights_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = load_weights(weights_copy)
-    graph = quantize(model, noisy_crops(1, 48), "full")
-    save_quantized(graph, weights_copy, {}, "pairs")
+    model, _ = save_int8(weights_copy, "full", "pairs")
     monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: "pairs")
 
     with pytest.raises(QuantizedWeightsError, match="above the pair limit"):
@@ -183,8 +230,7 @@ def test_full_range_codes_rejected_as_pairs(
 def test_pairs_file_missing_names_it(
     weights_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = load_weights(weights_copy)
-    save_quantized(quantize(model, noisy_crops(1, 48)), weights_copy, {})
+    model, _ = save_int8(weights_copy, "full", "full")
     monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: "pairs")
 
     with pytest.raises(QuantizedWeightsError, match=r"model-int8-pairs\.pt"):

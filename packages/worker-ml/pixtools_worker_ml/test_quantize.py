@@ -169,6 +169,112 @@ def test_int8_rejected_where_sums_saturate(
     assert automatic.network is automatic.model
 
 
+def saved_exact_file(weights_copy: Path) -> Path:
+    """Save an int8 file of the range this CPU sums exactly and return its path."""
+    model = load_weights(weights_copy)
+    graph = quantize(model, [torch.rand(1, 3, 32, 32)], exact_range())
+    return save_quantized(graph, weights_copy, {}, exact_range())
+
+
+def drop_int8_checksum(path: Path) -> None:
+    """Remove the int8 file's own SHA-256 from its JSON, as older files lack it."""
+    json_path = path.with_suffix(".json")
+    description = json.loads(json_path.read_text())
+    del description["sha256"]
+    json_path.write_text(json.dumps(description))
+
+
+@needs_exact_range
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "unreadable"),
+        (b"not a torch file", "unreadable"),
+        ("truncated", "unreadable"),
+        ("tensor", "unreadable"),
+    ],
+)
+def test_damaged_int8_file_rejected(
+    weights_copy: Path, content: bytes | str, message: str
+) -> None:
+    path = saved_exact_file(weights_copy)
+    drop_int8_checksum(path)
+    if content == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif content == "tensor":
+        torch.save(torch.zeros(3), path)
+    else:
+        assert isinstance(content, bytes)
+        path.write_bytes(content)
+    model = load_weights(weights_copy)
+
+    with pytest.raises(QuantizedWeightsError, match=message):
+        load_quantized(model, weights_copy)
+    assert load_int8(model, weights_copy, required=False) is None
+
+
+@needs_exact_range
+def test_changed_int8_file_rejected(weights_copy: Path) -> None:
+    path = saved_exact_file(weights_copy)
+    path.write_bytes(path.read_bytes() + b"\0")
+
+    with pytest.raises(QuantizedWeightsError, match="has changed since it was written"):
+        load_quantized(load_weights(weights_copy), weights_copy)
+
+
+@needs_exact_range
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "is unreadable"),
+        ("[]", "JSON list, not an object"),
+        (b"\xff\xfe".decode("latin-1"), "is unreadable"),
+    ],
+)
+def test_damaged_int8_json_rejected(
+    weights_copy: Path, text: str, message: str
+) -> None:
+    path = saved_exact_file(weights_copy)
+    path.with_suffix(".json").write_bytes(text.encode("latin-1"))
+
+    with pytest.raises(QuantizedWeightsError, match=message):
+        load_quantized(load_weights(weights_copy), weights_copy)
+
+
+@needs_exact_range
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("format", "2", "int8 format '2'"),
+        ("engine", "fbgemm", "engine 'fbgemm'"),
+        ("source_sha256", None, "records no source SHA-256"),
+    ],
+)
+def test_int8_json_fields_checked(
+    weights_copy: Path, key: str, value: str | None, message: str
+) -> None:
+    path = saved_exact_file(weights_copy)
+    json_path = path.with_suffix(".json")
+    description = json.loads(json_path.read_text())
+    description[key] = value
+    json_path.write_text(json.dumps(description))
+
+    with pytest.raises(QuantizedWeightsError, match=message):
+        load_quantized(load_weights(weights_copy), weights_copy)
+
+
+@needs_exact_range
+def test_non_finite_int8_scale_rejected(weights_copy: Path) -> None:
+    path = saved_exact_file(weights_copy)
+    drop_int8_checksum(path)
+    state = torch.load(path, weights_only=True)
+    state["blocks_0_first_input_scale_0"] = torch.tensor(float("nan"))
+    torch.save(state, path)
+
+    with pytest.raises(QuantizedWeightsError, match="not finite"):
+        load_quantized(load_weights(weights_copy), weights_copy)
+
+
 def test_calibration_crops_repeat(tmp_path: Path) -> None:
     from PIL import Image
 
