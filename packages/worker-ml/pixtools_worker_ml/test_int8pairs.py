@@ -217,23 +217,22 @@ def test_pairs_json_naming_full_rejected(
         load_quantized(model, weights_copy)
 
 
-def test_full_range_codes_rejected_as_pairs(
-    weights_copy: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("file_range", "message"),
+    [("pairs", "above the pair limit"), ("full", r"model-int8-pairs\.pt")],
+)
+def test_full_range_codes_rejected_without_vnni(
+    weights_copy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    file_range: WeightRange,
+    message: str,
 ) -> None:
-    model, _ = save_int8(weights_copy, "full", "pairs")
+    # Saved as the pairs file, full range codes break the limit; saved as the full
+    # range file, they are never read, and the missing pairs file is named.
+    model, _ = save_int8(weights_copy, "full", file_range)
     monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: "pairs")
 
-    with pytest.raises(QuantizedWeightsError, match="above the pair limit"):
-        load_quantized(model, weights_copy)
-
-
-def test_pairs_file_missing_names_it(
-    weights_copy: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    model, _ = save_int8(weights_copy, "full", "full")
-    monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: "pairs")
-
-    with pytest.raises(QuantizedWeightsError, match=r"model-int8-pairs\.pt"):
+    with pytest.raises(QuantizedWeightsError, match=message):
         load_quantized(model, weights_copy)
 
 
