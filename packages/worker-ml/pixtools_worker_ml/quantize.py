@@ -36,9 +36,9 @@ AMX, the pair-limited one with AVX2 only. It stops with status 2 when it can wri
 neither, or when the range requested is not exact here.
 
 Each file has a JSON beside it (``<name>-int8.json``, ``<name>-int8-pairs.json``)
-that records the SHA-256 of the float32 file it was made
-from, and loading rejects a pair that does not match, so new training weights never
-run with stale scales. Calibration reads crops of CBSD432 from ``--datasets-dir``
+that records the SHA-256 of the float32 file it was made from. Loading rejects a
+file whose JSON does not match, so new training weights never run with stale
+scales. Calibration reads crops of CBSD432 from ``--datasets-dir``
 (or PIXTOOLS_DATASETS_DIR) and is deterministic for a given seed.
 """
 
@@ -84,6 +84,10 @@ ENGINE = "onednn"
 FORMAT_VERSION = 2
 CALIBRATION_SIGMAS = (5.0, 15.0, 25.0, 35.0, 50.0, 55.0)
 EXAMPLE_SHAPE = (1, 3, 64, 64)
+
+
+# What every rejected int8 file's message tells the operator to do.
+RERUN = "run python -m pixtools_worker_ml.quantize again"
 
 
 class QuantizedWeightsError(RuntimeError):
@@ -247,12 +251,8 @@ def load_quantized(model: DenoiseNet, source_weights: Path) -> Int8DenoiseNet:
             "or fp32 (DENOISE_PRECISION in the ML worker)"
         )
 
-    # Pair-limited codes are exact wherever full range ones are.
-    weight_ranges: list[WeightRange] = (
-        ["full", "pairs"] if exact == "full" else ["pairs"]
-    )
     first_error: QuantizedWeightsError | None = None
-    for weight_range in weight_ranges:
+    for weight_range in runnable_ranges(exact):
         try:
             network = load_int8_file(model, source_weights, weight_range)
         except QuantizedWeightsError as error:
@@ -275,13 +275,12 @@ def read_description(json_path: Path) -> dict[str, Any]:
         description = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise QuantizedWeightsError(
-            f"{json_path.name} is unreadable ({error}); run python -m "
-            "pixtools_worker_ml.quantize again"
+            f"{json_path.name} is unreadable ({error}); {RERUN}"
         ) from error
     if not isinstance(description, dict):
         raise QuantizedWeightsError(
             f"{json_path.name} contains a JSON {type(description).__name__}, not an "
-            "object; run python -m pixtools_worker_ml.quantize again"
+            f"object; {RERUN}"
         )
     return description
 
@@ -293,42 +292,41 @@ def check_description(
     weight_range: WeightRange,
 ) -> None:
     """Raise QuantizedWeightsError when the JSON does not match the files it names."""
-    rerun = "run python -m pixtools_worker_ml.quantize again"
     json_name = path.with_suffix(".json").name
     found_format = description.get("format")
     if found_format != FORMAT_VERSION:
         raise QuantizedWeightsError(
             f"{json_name} has int8 format {found_format!r}, and this version reads "
-            f"format {FORMAT_VERSION}; {rerun}"
+            f"format {FORMAT_VERSION}; {RERUN}"
         )
     # Files written before the pair-limited range existed record neither field.
     recorded_range = description.get("weight_range", "full")
     if recorded_range != weight_range:
         raise QuantizedWeightsError(
             f"{json_name} records weight range {recorded_range!r}, but {path.name} "
-            f"must hold {weight_range!r} weights; {rerun}"
+            f"must hold {weight_range!r} weights; {RERUN}"
         )
     engine = description.get("engine")
     if engine != ENGINE:
         raise QuantizedWeightsError(
             f"{json_name} records engine {engine!r}, and this version runs "
-            f"{ENGINE!r}; {rerun}"
+            f"{ENGINE!r}; {RERUN}"
         )
 
     expected = description.get("source_sha256")
     if not isinstance(expected, str):
-        raise QuantizedWeightsError(f"{json_name} records no source SHA-256; {rerun}")
+        raise QuantizedWeightsError(f"{json_name} records no source SHA-256; {RERUN}")
     actual = file_sha256(source_weights)
     if expected != actual:
         raise QuantizedWeightsError(
             f"{path.name} was made from float32 weights with SHA-256 {expected}, "
-            f"but {source_weights.name} has {actual}; {rerun}"
+            f"but {source_weights.name} has {actual}; {RERUN}"
         )
     recorded = description.get("sha256")
     if recorded is not None and recorded != file_sha256(path):
         raise QuantizedWeightsError(
             f"{path.name} has changed since it was written (its SHA-256 differs "
-            f"from the one in {json_name}); {rerun}"
+            f"from the one in {json_name}); {RERUN}"
         )
 
 
@@ -364,15 +362,13 @@ def load_int8_file(
         IndexError,
     ) as error:
         message = (
-            f"{path.name} is unreadable or does not fit the model: {error}; run "
-            "python -m pixtools_worker_ml.quantize again"
+            f"{path.name} is unreadable or does not fit the model: {error}; {RERUN}"
         )
         raise QuantizedWeightsError(message) from error
 
     if not network.scales_valid():
         raise QuantizedWeightsError(
-            f"{path.name} has a scale that is zero, negative or not finite; run "
-            "python -m pixtools_worker_ml.quantize again"
+            f"{path.name} has a scale that is zero, negative or not finite; {RERUN}"
         )
     # A full range file renamed or a stale one would saturate on this CPU.
     if weight_range == "pairs" and not all(
@@ -380,7 +376,7 @@ def load_int8_file(
     ):
         raise QuantizedWeightsError(
             f"{path.name} has weight code pairs above the pair limit, so this CPU "
-            "would saturate them; run python -m pixtools_worker_ml.quantize again"
+            f"would saturate them; {RERUN}"
         )
     network.weight_range = weight_range
     return network
@@ -405,13 +401,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def ranges_to_write(requested: str, width: int) -> list[WeightRange]:
-    """Return the weight ranges to calibrate, or an empty list when none is exact."""
-    exact = exact_weight_range(width)
+def runnable_ranges(exact: WeightRange | None) -> list[WeightRange]:
+    """Return the weight ranges a CPU runs exactly, given ``exact_weight_range``.
+
+    A CPU that sums full range codes exactly sums pair-limited codes exactly too.
+    """
     if exact is None:
         return []
-    # A CPU that sums full range codes exactly sums pair-limited codes exactly too.
-    runnable: list[WeightRange] = ["full", "pairs"] if exact == "full" else ["pairs"]
+    return ["full", "pairs"] if exact == "full" else ["pairs"]
+
+
+def ranges_to_write(requested: str, width: int) -> list[WeightRange]:
+    """Return the weight ranges to calibrate, or an empty list when none is exact."""
+    runnable = runnable_ranges(exact_weight_range(width))
     if requested == "auto":
         return runnable
     return [weight_range for weight_range in runnable if weight_range == requested]
