@@ -227,8 +227,8 @@ def test_full_range_codes_rejected_without_vnni(
     file_range: WeightRange,
     message: str,
 ) -> None:
-    # Saved as the pairs file, full range codes break the limit; saved as the full
-    # range file, they are never read, and the missing pairs file is named.
+    # Saved as the pairs file, full range codes break the limit. Saved as the full
+    # range file, they are never read, so the error names the missing pairs file.
     model, _ = save_int8(weights_copy, "full", file_range)
     monkeypatch.setattr(quantize_program, "exact_weight_range", lambda width: "pairs")
 
