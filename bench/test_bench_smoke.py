@@ -4,7 +4,8 @@ One ``bench/run_all.py --smoke`` run, shared by the module, runs every scenario
 script as its own process, as a full run does. Each test checks what one scenario
 wrote: the expected keys, equal counts and no lost or duplicated job, and the
 combined report and summary. test_denoise_api_smoke runs bench_denoise_api.py on
-its own, because run_all.py does not include it. Timings are never asserted. The
+its own, because run_all.py does not include it, and test_tile_threads_smoke
+runs bench_tile_threads.py the same way. Timings are never asserted. The
 platform scenarios need PostgreSQL, RabbitMQ and Redis on 127.0.0.1 and are
 skipped without them.
 thumbor and pillow-avif-plugin are measured only when
@@ -26,6 +27,7 @@ import bench_job_overhead
 import bench_load_scenarios
 import bench_operations
 import bench_peer_thumbor
+import bench_tile_threads
 import pytest
 import run_all
 from benchkit.platform import child_environment, port_open
@@ -64,6 +66,26 @@ def read_results(folder: Path) -> dict[str, Any]:
     for plot in data["plots"]:
         assert (folder / plot).stat().st_size > 0, plot
     return data
+
+
+def run_smoke_script(
+    script: str, options: list[str], output_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run a bench script with --smoke, ``options`` and --output-dir; require exit 0."""
+    command = [sys.executable, script, "--smoke", *options]
+    command += ["--output-dir", str(output_dir)]
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=child_environment({}),
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        completed.stdout[-4000:] + completed.stderr[-4000:]
+    )
+    return completed
 
 
 def test_operations_smoke(smoke_run: Path) -> None:
@@ -188,23 +210,27 @@ def test_denoise_smoke(smoke_run: Path, step: str) -> None:
         assert {record["threads"] for record in data["results"]} == {1}
 
 
+def test_tile_threads_smoke(tmp_path: Path) -> None:
+    run_smoke_script(bench_tile_threads.__file__, ["--threads", "2"], tmp_path)
+    data = json.loads((tmp_path / "tile_threads.json").read_text())
+
+    assert data["rounds"] == 1
+    assert data["threads"] == 2
+    assert data["megapixels"] == bench_tile_threads.SMOKE_MEGAPIXELS
+    for way in bench_tile_threads.WAYS:
+        assert len(data["seconds_per_megapixel"][way]) == 1
+        assert data["median_seconds_per_megapixel"][way] > 0
+        assert f"| {way} |" in (tmp_path / "tile_threads.md").read_text()
+    # The ways differ only in the order a convolution adds up its products.
+    assert max(data["max_difference_levels"].values()) <= 1
+
+
 @needs_servers
 def test_denoise_api_smoke(tmp_path: Path) -> None:
     # fp32 needs no quantized engine, unlike int8. A fixed precision makes both
     # paths run the same network, so their PSNRs must agree.
-    script = Path(bench_denoise_api.__file__)
-    command = [sys.executable, str(script), "--smoke", "--precision", "fp32"]
-    command += ["--output-dir", str(tmp_path)]
-    completed = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=child_environment({}),
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, (
-        completed.stdout[-4000:] + completed.stderr[-4000:]
+    completed = run_smoke_script(
+        bench_denoise_api.__file__, ["--precision", "fp32"], tmp_path
     )
     data = json.loads((tmp_path / "denoise_api.json").read_text())
     report = (tmp_path / "denoise_api.md").read_text()

@@ -11,6 +11,10 @@ out have almost no weight. With 16 px of overlap the tiled int8 output of the
 require under 0.01 dB. Tiles at the image border get the same zero padding as a
 whole-image pass. Peak memory grows with the tile size, not the image size, because
 the full image is held only as the uint8 (or float) source and output arrays.
+
+With several threads and several tiles, each thread denoises whole tiles with one
+torch thread (see ``tiling.run_parallel``), so as many tiles are in memory at once
+as there are threads. An image of one tile runs with all threads on that tile.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import structlog
@@ -44,10 +48,12 @@ from pixtools_worker_ml.runtime import (
     parse_precision,
     to_channels_last,
 )
+from pixtools_worker_ml.tiling import Span, round_up, run_parallel, tile_spans
 from pixtools_worker_ml.views import from_view, parse_views, to_view, views_within
 from pixtools_worker_ml.weights_io import load_weights
 
 logger = structlog.get_logger(__name__)
+SpanT = TypeVar("SpanT")
 
 # Defaults for callers that build a Denoiser without Settings (tests, bench).
 DEFAULT_TILE_SIZE = 384
@@ -107,6 +113,9 @@ class DenoiseSettings(Protocol):
     @property
     def DENOISE_TARGET_SECONDS_PER_MEGAPIXEL(self) -> float: ...
 
+    @property
+    def DENOISE_PARALLEL_TILES(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class TileOptions:
@@ -152,77 +161,6 @@ def load_int8(
         return None
 
 
-def round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def tile_spans(
-    length: int, tile: int, overlap: int, align: int
-) -> list[tuple[int, int, int, int]]:
-    """Split ``[0, length)`` into (core_start, core_end, input_start, input_end).
-
-    Input windows are at most ``tile + 2 * overlap`` long, and the fewest windows
-    that fit are spread evenly over the length, so they all share one size (the
-    last may be up to ``align - 1`` pixels longer, to end at an odd ``length``).
-    oneDNN builds its kernels for each input shape, and one shape per image keeps it
-    from rebuilding them tile after tile. Neighbouring windows overlap by at least
-    ``2 * overlap`` and the core boundary sits in the middle, so every core has at
-    least ``overlap`` pixels of real context on each inner side. Even spreading
-    keeps the extra work near ``2 * overlap`` per boundary: a 1155-pixel side with
-    512-pixel tiles and 32 of overlap runs three windows of 428 pixels (1285 in
-    all, the last one a pixel longer), where fixed 576-pixel windows ran 1729.
-    Starts fall on multiples of ``align``, so the tiles see the same
-    pixel-unshuffle phase as a whole-image pass.
-    """
-    overlap = round_up(overlap, align)
-    longest = round_up(tile, align) + 2 * overlap
-    if tile <= 0 or length <= longest:
-        return [(0, length, 0, length)]
-
-    count = -(-(length - 2 * overlap) // round_up(tile, align))
-    window = round_up(-(-(length + (count - 1) * 2 * overlap) // count), align)
-    # Rounding the starts down to ``align`` can take up to ``align - 1`` pixels
-    # from an overlap, and one or two steps of ``align`` make up for it.
-    while window < length:
-        spans = _spread_windows(length, count, window, align)
-        if _context_is_enough(spans, length, overlap):
-            return spans
-        window += align
-    return [(0, length, 0, length)]
-
-
-def _spread_windows(
-    length: int, count: int, window: int, align: int
-) -> list[tuple[int, int, int, int]]:
-    last_start = (length - window) // align * align
-    starts = [
-        last_start * index // (count - 1) // align * align for index in range(count)
-    ]
-    ends = [start + window for start in starts[:-1]] + [length]
-    cuts = [0]
-    for index in range(count - 1):
-        middle = (starts[index + 1] + ends[index]) // 2
-        cuts.append(middle // align * align)
-    cuts.append(length)
-    return [
-        (cuts[index], cuts[index + 1], starts[index], ends[index])
-        for index in range(count)
-    ]
-
-
-def _context_is_enough(
-    spans: list[tuple[int, int, int, int]], length: int, overlap: int
-) -> bool:
-    for core_start, core_end, input_start, input_end in spans:
-        if core_start >= core_end:
-            return False
-        if core_start > 0 and core_start - input_start < overlap:
-            return False
-        if core_end < length and input_end - core_end < overlap:
-            return False
-    return True
-
-
 def time_budget_seconds(
     pixels: int,
     base_seconds: float = DEFAULT_TIME_BASE_SECONDS,
@@ -251,8 +189,10 @@ class Denoiser:
         quantized: torch.nn.Module | None = None,
         views: str | int = DEFAULT_VIEWS,
         target_seconds_per_megapixel: float = DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL,
+        parallel_tiles: bool = True,
     ) -> None:
         self.threads = configure_threads(threads)
+        self.parallel_tiles = parallel_tiles
         self.tiles = tiles or TileOptions()
         self.max_pixels = max_pixels
         self.scale = model.config.scale
@@ -276,6 +216,7 @@ class Denoiser:
         logger.info(
             "denoiser_loaded",
             threads=self.threads,
+            parallel_tiles=self.parallel_tiles,
             precision=self.precision,
             views=self._views or "auto",
             tile_size=self.tiles.tile_size,
@@ -296,6 +237,7 @@ class Denoiser:
         threads: int | None = None,
         views: str | int = DEFAULT_VIEWS,
         target_seconds_per_megapixel: float = DEFAULT_TARGET_SECONDS_PER_MEGAPIXEL,
+        parallel_tiles: bool = True,
     ) -> Denoiser:
         """Load ``weights_path``, or the weights bundled in the package when None.
 
@@ -321,6 +263,7 @@ class Denoiser:
             quantized=quantized,
             views=views,
             target_seconds_per_megapixel=target_seconds_per_megapixel,
+            parallel_tiles=parallel_tiles,
         )
 
     @classmethod
@@ -335,6 +278,7 @@ class Denoiser:
             threads=settings.TORCH_THREADS,
             views=settings.DENOISE_VIEWS,
             target_seconds_per_megapixel=settings.DENOISE_TARGET_SECONDS_PER_MEGAPIXEL,
+            parallel_tiles=settings.DENOISE_PARALLEL_TILES,
         )
 
     def fastest_precision(self) -> str:
@@ -387,28 +331,49 @@ class Denoiser:
         )
         return chosen
 
-    def seconds_per_megapixel(self) -> float:
-        """Time one view of a full tile with the threads and precision in use.
+    def tile_workers(self, tiles: int) -> int:
+        """Return how many threads share ``tiles`` tiles, each with whole tiles.
 
-        The tile is as large as a tiled pass runs (its core plus overlap), or
-        1024 px square for a whole-image denoiser, and the result is per pixel of
-        its core, so it includes the cost of the overlap.
+        1 means one tile at a time, with all torch threads on it.
+        """
+        if not self.parallel_tiles or self.tiles.tile_size <= 0:
+            return 1
+        return max(1, min(self.threads, tiles))
+
+    def seconds_per_megapixel(self) -> float:
+        """Time one view of full tiles with the threads and precision in use.
+
+        A tile is as large as a tiled pass runs (its core plus overlap), or 1024 px
+        square for a whole-image denoiser, and the result is per pixel of the
+        cores, so it includes the cost of the overlap. Where the threads take
+        whole tiles, one tile per thread runs at once, as in a large image.
         """
         core = self.tiles.tile_size if self.tiles.tile_size > 0 else 1024
         side = round_up(core, self.scale) + 2 * round_up(
             self.tiles.tile_overlap, self.scale
         )
         tile = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
+        use_bf16 = self.precision == "bf16"
+        workers = self.tile_workers(self.threads)
+
+        def one_view(_: int) -> None:
+            self.forward(self.network, tile, use_bf16)
+
         _, seconds = fastest_choice(
-            {
-                "view": lambda: self.forward(
-                    self.network, tile, self.precision == "bf16"
-                )
-            },
+            {"view": lambda: self.run_tiles(one_view, list(range(workers)))},
             rounds=SPEED_PROBE_ROUNDS,
             pause_seconds=SPEED_PROBE_PAUSE_SECONDS,
         )
-        return seconds["view"] / (core * core / 1_000_000)
+        return seconds["view"] / (workers * core * core / 1_000_000)
+
+    def run_tiles(self, work: Callable[[SpanT], None], spans: list[SpanT]) -> None:
+        """Call ``work`` on every tile span, on the threads ``tile_workers`` allows."""
+        workers = self.tile_workers(len(spans))
+        if workers == 1:
+            for span in spans:
+                work(span)
+            return
+        run_parallel(work, spans, workers)
 
     @property
     def views(self) -> int:
@@ -428,6 +393,7 @@ class Denoiser:
                 target_seconds_per_megapixel=self.target_seconds_per_megapixel,
                 precision=self.precision,
                 threads=self.threads,
+                tile_workers=self.tile_workers(self.threads),
             )
         return self._views
 
@@ -510,20 +476,27 @@ class Denoiser:
         size, overlap = self.tiles.tile_size, self.tiles.tile_overlap
         rows = tile_spans(height, size, overlap, self.scale)
         columns = tile_spans(width, size, overlap, self.scale)
-        for top, bottom, in_top, in_bottom in rows:
-            for left, right, in_left, in_right in columns:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise DenoiseTimeoutError(
-                        f"Denoising the {width}x{height} image ran past its time "
-                        f"budget of {time_budget_seconds(width * height):.0f} s."
-                    )
-                restored = self.run_tile(source[in_top:in_bottom, in_left:in_right])
-                core = restored[top - in_top : bottom - in_top, left - in_left :][
-                    :, : right - left
-                ]
-                if output.dtype == np.uint8:
-                    core = np.clip(np.rint(core * 255.0), 0, 255).astype(np.uint8)
-                output[top:bottom, left:right] = core
+        target = output
+
+        def denoise_tile(span: tuple[Span, Span]) -> None:
+            (top, bottom, in_top, in_bottom), (left, right, in_left, in_right) = span
+            if deadline is not None and time.monotonic() > deadline:
+                raise DenoiseTimeoutError(
+                    f"Denoising the {width}x{height} image ran past its time "
+                    f"budget of {time_budget_seconds(width * height):.0f} s."
+                )
+            restored = self.run_tile(source[in_top:in_bottom, in_left:in_right])
+            core = restored[top - in_top : bottom - in_top, left - in_left :][
+                :, : right - left
+            ]
+            if target.dtype == np.uint8:
+                core = np.clip(np.rint(core * 255.0), 0, 255).astype(np.uint8)
+            # Tile cores do not overlap, so threads write disjoint parts.
+            target[top:bottom, left:right] = core
+
+        self.run_tiles(
+            denoise_tile, [(row, column) for row in rows for column in columns]
+        )
         return output
 
     def denoise_image(

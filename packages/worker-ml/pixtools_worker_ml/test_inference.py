@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-import itertools
+import threading
 import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pixtools_shared.errors import ImageTooLargeError
 from pixtools_worker_ml.data import add_gaussian_noise, psnr_uint8
-from pixtools_worker_ml.inference import (
-    Denoiser,
-    DenoiseTimeoutError,
-    TileOptions,
-    tile_spans,
-)
+from pixtools_worker_ml.inference import Denoiser, DenoiseTimeoutError, TileOptions
 from pixtools_worker_ml.testimages import synthetic_photo, to_uint8
 
 
@@ -153,54 +149,54 @@ def test_unsupported_mode_raises(whole: Denoiser) -> None:
         whole.denoise_image(Image.new("CMYK", (8, 8)))
 
 
-@pytest.mark.parametrize(
-    ("length", "tile", "overlap"),
-    [(481, 128, 32), (321, 100, 10), (7, 4, 3), (64, 64, 8)],
-)
-def test_tile_spans_partition_length(length: int, tile: int, overlap: int) -> None:
-    spans = tile_spans(length, tile, overlap, align=2)
+def test_parallel_tiles_match_one_tile_at_a_time(
+    whole: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    noisy, _clean = noisy_pair(150, 190, 25.0)
+    tiles = TileOptions(48, 16)
+    shared = Denoiser(
+        whole.model, tiles=tiles, precision="fp32", threads=2, parallel_tiles=False
+    )
+    parallel = Denoiser(whole.model, tiles=tiles, precision="fp32", threads=2)
+    callers: set[int] = set()
+    run_tile = parallel.run_tile
 
-    assert spans[0][0] == 0
-    assert spans[-1][1] == length
-    for (_, end, _, _), (start, _, _, _) in itertools.pairwise(spans):
-        assert end == start
-    for core_start, core_end, input_start, input_end in spans:
-        assert input_start <= core_start < core_end <= input_end <= length
-        assert core_start % 2 == 0
-        assert input_start % 2 == 0
+    def recording(tile: np.ndarray) -> np.ndarray:
+        callers.add(threading.get_ident())
+        return run_tile(tile)
 
+    monkeypatch.setattr(parallel, "run_tile", recording)
 
-@pytest.mark.parametrize("length", [1155, 1156, 4243, 600, 3000, 5657])
-def test_tile_windows_share_one_size(length: int) -> None:
-    spans = tile_spans(length, 512, 32, align=2)
-    sizes = [input_end - input_start for _, _, input_start, input_end in spans]
+    expected = shared.denoise_array(noisy)
+    result = parallel.denoise_array(noisy)
 
-    assert len(spans) == -(-(length - 64) // 512)
-    assert len(set(sizes[:-1])) == 1
-    assert sizes[0] <= sizes[-1] <= sizes[0] + 1
-    assert sizes[0] <= 576
-
-
-@pytest.mark.parametrize("tile", [16, 64, 100, 512])
-@pytest.mark.parametrize("overlap", [0, 8, 32])
-def test_tile_cores_get_overlap_context(tile: int, overlap: int) -> None:
-    for length in range(1, 1400, 37):
-        spans = tile_spans(length, tile, overlap, align=2)
-
-        assert spans[-1][1] == length
-        for core_start, core_end, input_start, input_end in spans:
-            assert input_end - input_start <= tile + 2 * overlap + 1 or len(spans) == 1
-            if core_start > 0:
-                assert core_start - input_start >= overlap
-            if core_end < length:
-                assert input_end - core_end >= overlap
+    assert len(callers) == 2
+    assert threading.get_ident() not in callers
+    assert torch.get_num_threads() == 2
+    # One torch thread may add up a convolution in another order than two.
+    assert np.abs(result - expected).max() < 1e-5
 
 
-def test_tiles_add_little_work_beyond_the_image() -> None:
-    spans = tile_spans(1155, 512, 32, align=2)
+def test_tile_workers_need_threads_tiles_and_the_option(whole: Denoiser) -> None:
+    parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=2)
+    shared = Denoiser(
+        whole.model, tiles=TileOptions(48, 16), threads=2, parallel_tiles=False
+    )
+    untiled = Denoiser(whole.model, tiles=TileOptions(0, 0), threads=2)
 
-    # Three windows of 428 pixels; fixed 576-pixel windows would cover 1729.
-    assert sum(end - start for _, _, start, end in spans) <= 1155 + 2 * 2 * 32 + 2
+    assert [parallel.tile_workers(count) for count in (1, 2, 9)] == [1, 2, 2]
+    assert shared.tile_workers(9) == 1
+    assert untiled.tile_workers(9) == 1
+    assert whole.tile_workers(9) == 1
+
+
+def test_passed_deadline_raises_with_parallel_tiles(whole: Denoiser) -> None:
+    parallel = Denoiser(whole.model, tiles=TileOptions(16, 8), threads=2)
+    pixels = to_uint8(synthetic_photo(64, 64))
+
+    with pytest.raises(DenoiseTimeoutError):
+        parallel.denoise_array(pixels, deadline=time.monotonic() - 1.0)
+    assert torch.get_num_threads() == 2
 
 
 def test_auto_with_one_candidate_skips_timing(
