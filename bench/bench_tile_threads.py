@@ -183,13 +183,17 @@ def report(results: dict[str, Any], machine: dict[str, Any]) -> str:
     table = markdown_table(
         ["way", "threads", "median s/MP", "fastest s/MP", "every round (s/MP)"], rows
     )
+    largest = max(results["max_difference_levels"].values())
+    agreement = (
+        "The outputs of the three ways are identical."
+        if largest == 0
+        else f"The outputs of the three ways differ by up to {largest} levels."
+    )
     return (
         f"Machine: {machine_line(machine)}. Photo: {results['megapixels']} MP "
         f"({results['width']}x{results['height']}), precision {results['precision']}, "
         f"one view, {results['busy_cores']} busy child processes, "
-        f"{results['rounds']} rounds. The outputs of the three ways differ by at "
-        f"most {max(results['max_difference_levels'].values())} levels in a pixel."
-        f"\n\n{table}\n"
+        f"{results['rounds']} rounds. {agreement}\n\n{table}\n"
     )
 
 

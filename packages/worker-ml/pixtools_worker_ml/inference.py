@@ -367,13 +367,19 @@ class Denoiser:
         return seconds["view"] / (workers * core * core / 1_000_000)
 
     def run_tiles(self, work: Callable[[SpanT], None], spans: list[SpanT]) -> None:
-        """Call ``work`` on every tile span, on the threads ``tile_workers`` allows."""
+        """Call ``work`` on every tile span, on the threads ``tile_workers`` allows.
+
+        Tiles run one per thread in whole rounds. The tiles left over, fewer than
+        the threads, then run one at a time with every thread on each, so that no
+        thread waits idle for the last tile of the image.
+        """
         workers = self.tile_workers(len(spans))
-        if workers == 1:
-            for span in spans:
-                work(span)
-            return
-        run_parallel(work, spans, workers)
+        shared_from = 0
+        if workers > 1:
+            shared_from = len(spans) - len(spans) % workers
+            run_parallel(work, spans[:shared_from], workers)
+        for span in spans[shared_from:]:
+            work(span)
 
     @property
     def views(self) -> int:

@@ -177,6 +177,27 @@ def test_parallel_tiles_match_one_tile_at_a_time(
     assert np.abs(result - expected).max() < 1e-5
 
 
+def test_leftover_tiles_run_with_every_thread(
+    whole: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=2)
+    calls: list[tuple[int, int]] = []
+    run_tile = parallel.run_tile
+
+    def recording(tile: np.ndarray) -> np.ndarray:
+        calls.append((threading.get_ident(), torch.get_num_threads()))
+        return run_tile(tile)
+
+    monkeypatch.setattr(parallel, "run_tile", recording)
+
+    # 150 rows and columns make three windows each: nine tiles for two threads.
+    parallel.denoise_array(to_uint8(synthetic_photo(150, 150)))
+
+    assert len(calls) == 9
+    assert all(threads == 1 for _, threads in calls[:8])
+    assert calls[8] == (threading.get_ident(), 2)
+
+
 def test_tile_workers_need_threads_tiles_and_the_option(whole: Denoiser) -> None:
     parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=2)
     shared = Denoiser(
