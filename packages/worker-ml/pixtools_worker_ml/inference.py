@@ -500,6 +500,9 @@ class Denoiser:
             # Tile cores do not overlap, so threads write disjoint parts.
             target[top:bottom, left:right] = core
 
+        # Views auto times the network on first use. Reading the views here times
+        # it once, on this thread, and not in every tile thread at once.
+        _ = self.views
         self.run_tiles(
             denoise_tile, [(row, column) for row in rows for column in columns]
         )

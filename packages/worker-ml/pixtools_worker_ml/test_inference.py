@@ -211,6 +211,30 @@ def test_tile_workers_need_threads_tiles_and_the_option(whole: Denoiser) -> None
     assert whole.tile_workers(9) == 1
 
 
+def test_auto_views_timed_before_tile_threads(
+    whole: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=2, views="auto")
+    timings: list[tuple[int, int]] = []
+
+    def timing() -> float:
+        timings.append((threading.get_ident(), torch.get_num_threads()))
+        # Long enough for the other tile thread to read the views meanwhile.
+        time.sleep(0.2)
+        return 1e-6
+
+    monkeypatch.setattr(parallel, "seconds_per_megapixel", timing)
+
+    parallel.denoise_array(to_uint8(synthetic_photo(150, 150)))
+
+    # In the tile threads the probe ran once in each, beside the other and on one
+    # torch thread, so it measured the network slower than it runs.
+    assert len(timings) == 1
+    assert timings[0][0] == threading.get_ident()
+    assert timings[0][1] == 2
+    assert parallel.views == 8
+
+
 def test_passed_deadline_raises_with_parallel_tiles(whole: Denoiser) -> None:
     parallel = Denoiser(whole.model, tiles=TileOptions(16, 8), threads=2)
     pixels = to_uint8(synthetic_photo(64, 64))
