@@ -14,7 +14,8 @@ the full image is held only as the uint8 (or float) source and output arrays.
 
 With several threads and several tiles, each thread denoises whole tiles with one
 torch thread (see ``tiling.run_parallel``), so as many tiles are in memory at once
-as there are threads. An image of one tile runs with all threads on that tile.
+as there are threads. An image of fewer tiles than threads runs with all threads
+on each tile.
 """
 
 from __future__ import annotations
@@ -334,11 +335,12 @@ class Denoiser:
     def tile_workers(self, tiles: int) -> int:
         """Return how many threads share ``tiles`` tiles, each with whole tiles.
 
-        1 means one tile at a time, with all torch threads on it.
+        1 means one tile at a time, with all torch threads on it. Fewer tiles than
+        threads get 1 too, because one thread per tile would leave the rest idle.
         """
         if not self.parallel_tiles or self.tiles.tile_size <= 0:
             return 1
-        return max(1, min(self.threads, tiles))
+        return self.threads if tiles >= self.threads else 1
 
     def seconds_per_megapixel(self) -> float:
         """Time one view of full tiles with the threads and precision in use.

@@ -211,6 +211,31 @@ def test_tile_workers_need_threads_tiles_and_the_option(whole: Denoiser) -> None
     assert whole.tile_workers(9) == 1
 
 
+def test_fewer_tiles_than_threads_share_threads(
+    whole: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=3)
+    calls: list[tuple[int, int]] = []
+    run_tile = parallel.run_tile
+
+    def recording(tile: np.ndarray) -> np.ndarray:
+        calls.append((threading.get_ident(), torch.get_num_threads()))
+        return run_tile(tile)
+
+    monkeypatch.setattr(parallel, "run_tile", recording)
+
+    # A side of 100 pixels makes two windows, and one of 80 a single window.
+    parallel.denoise_array(to_uint8(synthetic_photo(100, 100)))
+    assert len(calls) == 4
+    assert all(threads == 1 for _, threads in calls[:3])
+    assert calls[3] == (threading.get_ident(), 3)
+
+    calls.clear()
+    parallel.denoise_array(to_uint8(synthetic_photo(80, 100)))
+    assert calls == [(threading.get_ident(), 3)] * 2
+    assert [parallel.tile_workers(count) for count in (2, 3, 9)] == [1, 3, 3]
+
+
 def test_auto_views_timed_before_tile_threads(
     whole: Denoiser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
