@@ -212,8 +212,8 @@ class Settings(BaseSettings):
     DENOISE_PARALLEL_TILES: bool = True
     """Let each torch thread denoise whole tiles of an image with at least as many
     tiles as threads, instead of all threads working on one tile at a time. Holds
-    one tile per thread in memory. On a 2-core AMD EPYC it ran 13 % faster idle and
-    1.9 times as fast with another process busy on one core
+    one tile per thread in memory. On a 2-core AMD EPYC it took 13 % less time idle
+    and ran 1.9 times as fast with another process busy on one core
     (bench/bench_tile_threads.py)."""
     ML_WORKER_CONCURRENCY: int = Field(default=1, ge=1)
     """Processes of the ML worker."""

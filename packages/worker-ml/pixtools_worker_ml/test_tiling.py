@@ -94,12 +94,14 @@ def test_run_parallel_stops_after_the_first_error() -> None:
         started.append(item)
         if item == 1:
             raise ValueError(f"item {item} failed")
-        time.sleep(0.05)
+        time.sleep(0.3)
 
     with torch_threads(2):
         with pytest.raises(ValueError, match="item 1 failed"):
             run_parallel(work, list(range(40)), workers=2)
         assert torch.get_num_threads() == 2
 
-    # Items queued behind the failure never start.
-    assert len(started) < 10
+    # At most one more item starts, on the thread that raised, before the rest
+    # are cancelled.
+    assert sorted(started)[:2] == [0, 1]
+    assert len(started) <= 3

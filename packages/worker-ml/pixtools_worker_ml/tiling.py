@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 import torch
@@ -109,16 +109,19 @@ def run_parallel(
 ) -> None:
     """Call ``work`` on every item from ``workers`` threads, one torch thread each.
 
-    Items start in order, each on the first free thread. The first exception stops
-    the items not yet started and is raised once the running ones have ended.
-    torch's thread count is process-wide, so other torch work in this process runs
-    on one thread meanwhile. The ML worker runs one task at a time per process.
+    Items start in order, each on the first free thread. Once an item raises, the
+    items not yet started are cancelled, and the first exception in item order is
+    raised after the running ones have ended. torch's thread count is process-wide,
+    so torch work that other threads of this process start meanwhile may run on one
+    thread too. The ML worker runs one task at a time per process.
     """
     with torch_threads(1):
         pool = ThreadPoolExecutor(workers, thread_name_prefix="denoise-tile")
         try:
             futures = [pool.submit(work, item) for item in items]
-            for future in futures:
-                future.result()
+            wait(futures, return_when=FIRST_EXCEPTION)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+    for future in futures:
+        if not future.cancelled():
+            future.result()
