@@ -1,4 +1,4 @@
-"""Where an image's tiles lie, and the threads that denoise them side by side.
+"""Tile geometry of an image, and the threads that denoise its tiles side by side.
 
 ``tile_spans`` cuts one side of an image into overlapping windows. ``run_parallel``
 runs one call per tile on several threads, each with a single torch thread, in
