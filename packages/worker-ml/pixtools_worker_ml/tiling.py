@@ -42,9 +42,10 @@ def tile_spans(length: int, tile: int, overlap: int, align: int) -> list[Span]:
     from rebuilding them tile after tile. Neighbouring windows overlap by at least
     ``2 * overlap`` and the core boundary sits in the middle, so every core has at
     least ``overlap`` pixels of real context on each inner side. Even spreading
-    keeps the extra work near ``2 * overlap`` per boundary: a 1155-pixel side with
-    512-pixel tiles and 32 of overlap runs three windows of 428 pixels (1285 in
-    all, the last one a pixel longer), where fixed 576-pixel windows ran 1729.
+    keeps the extra work near ``2 * overlap`` per boundary. For example, a 1155-pixel
+    side with 512-pixel tiles and 32 of overlap runs three windows of 428 pixels
+    (1285 in all, the last one a pixel longer), where fixed 576-pixel windows ran
+    1729.
     Starts fall on multiples of ``align``, so the tiles see the same
     pixel-unshuffle phase as a whole-image pass.
     """
