@@ -71,7 +71,7 @@ def read_results(folder: Path) -> dict[str, Any]:
 def run_smoke_script(
     script: str, options: list[str], output_dir: Path
 ) -> subprocess.CompletedProcess[str]:
-    """Run a bench script with --smoke, ``options`` and --output-dir; require exit 0."""
+    """Run a bench script with --smoke, ``options`` and --output-dir, check exit 0."""
     command = [sys.executable, script, "--smoke", *options]
     command += ["--output-dir", str(output_dir)]
     completed = subprocess.run(

@@ -210,8 +210,8 @@ class Settings(BaseSettings):
     DENOISE_TARGET_SECONDS_PER_MEGAPIXEL: float = Field(default=0.8, gt=0)
     """Time per megapixel that DENOISE_VIEWS auto keeps all views within."""
     DENOISE_PARALLEL_TILES: bool = True
-    """Let each torch thread denoise whole tiles of an image with at least as many
-    tiles as threads, instead of all threads working on one tile at a time. Holds
+    """Whether each torch thread denoises whole tiles of an image with at least as
+    many tiles as threads, instead of all threads working on one tile at a time. Holds
     one tile per thread in memory. On a 2-core AMD EPYC it took 13 % less time idle
     and ran 1.9 times as fast with another process busy on one core
     (bench/bench_tile_threads.py)."""

@@ -333,7 +333,7 @@ class Denoiser:
         return chosen
 
     def tile_workers(self, tiles: int) -> int:
-        """Return how many threads share ``tiles`` tiles, each with whole tiles.
+        """Return the number of threads that take whole tiles of an image of ``tiles``.
 
         1 means one tile at a time, with all torch threads on it. Fewer tiles than
         threads get 1 too, because one thread per tile would leave the rest idle.

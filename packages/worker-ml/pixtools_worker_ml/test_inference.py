@@ -149,7 +149,22 @@ def test_unsupported_mode_raises(whole: Denoiser) -> None:
         whole.denoise_image(Image.new("CMYK", (8, 8)))
 
 
-def test_parallel_tiles_match_one_tile_at_a_time(
+def record_tile_calls(
+    denoiser: Denoiser, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[int, int]]:
+    """Record the thread id and torch thread count of each run_tile call."""
+    calls: list[tuple[int, int]] = []
+    run_tile = denoiser.run_tile
+
+    def recording(tile: np.ndarray) -> np.ndarray:
+        calls.append((threading.get_ident(), torch.get_num_threads()))
+        return run_tile(tile)
+
+    monkeypatch.setattr(denoiser, "run_tile", recording)
+    return calls
+
+
+def test_parallel_tiles_match_serial_tiles(
     whole: Denoiser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     noisy, _clean = noisy_pair(150, 190, 25.0)
@@ -158,18 +173,12 @@ def test_parallel_tiles_match_one_tile_at_a_time(
         whole.model, tiles=tiles, precision="fp32", threads=2, parallel_tiles=False
     )
     parallel = Denoiser(whole.model, tiles=tiles, precision="fp32", threads=2)
-    callers: set[int] = set()
-    run_tile = parallel.run_tile
-
-    def recording(tile: np.ndarray) -> np.ndarray:
-        callers.add(threading.get_ident())
-        return run_tile(tile)
-
-    monkeypatch.setattr(parallel, "run_tile", recording)
+    calls = record_tile_calls(parallel, monkeypatch)
 
     expected = shared.denoise_array(noisy)
     result = parallel.denoise_array(noisy)
 
+    callers = {ident for ident, _ in calls}
     assert len(callers) == 2
     assert threading.get_ident() not in callers
     assert torch.get_num_threads() == 2
@@ -181,14 +190,7 @@ def test_leftover_tiles_run_with_every_thread(
     whole: Denoiser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=2)
-    calls: list[tuple[int, int]] = []
-    run_tile = parallel.run_tile
-
-    def recording(tile: np.ndarray) -> np.ndarray:
-        calls.append((threading.get_ident(), torch.get_num_threads()))
-        return run_tile(tile)
-
-    monkeypatch.setattr(parallel, "run_tile", recording)
+    calls = record_tile_calls(parallel, monkeypatch)
 
     # 150 rows and columns make three windows each: nine tiles for two threads.
     parallel.denoise_array(to_uint8(synthetic_photo(150, 150)))
@@ -198,7 +200,7 @@ def test_leftover_tiles_run_with_every_thread(
     assert calls[8] == (threading.get_ident(), 2)
 
 
-def test_tile_workers_need_threads_tiles_and_the_option(whole: Denoiser) -> None:
+def test_tile_workers_by_option_and_count(whole: Denoiser) -> None:
     parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=2)
     shared = Denoiser(
         whole.model, tiles=TileOptions(48, 16), threads=2, parallel_tiles=False
@@ -215,14 +217,7 @@ def test_fewer_tiles_than_threads_share_threads(
     whole: Denoiser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parallel = Denoiser(whole.model, tiles=TileOptions(48, 16), threads=3)
-    calls: list[tuple[int, int]] = []
-    run_tile = parallel.run_tile
-
-    def recording(tile: np.ndarray) -> np.ndarray:
-        calls.append((threading.get_ident(), torch.get_num_threads()))
-        return run_tile(tile)
-
-    monkeypatch.setattr(parallel, "run_tile", recording)
+    calls = record_tile_calls(parallel, monkeypatch)
 
     # A side of 100 pixels makes two windows, and one of 80 a single window.
     parallel.denoise_array(to_uint8(synthetic_photo(100, 100)))
@@ -252,8 +247,8 @@ def test_auto_views_timed_before_tile_threads(
 
     parallel.denoise_array(to_uint8(synthetic_photo(150, 150)))
 
-    # In the tile threads the probe ran once in each, beside the other and on one
-    # torch thread, so it measured the network slower than it runs.
+    # Timed inside the tile threads, the probe would run once in each, side by side
+    # on one torch thread, and measure the network slower than it runs.
     assert len(timings) == 1
     assert timings[0][0] == threading.get_ident()
     assert timings[0][1] == 2

@@ -60,7 +60,7 @@ def test_tiles_add_little_work_beyond_the_image() -> None:
     assert sum(end - start for _, _, start, end in spans) <= 1155 + 2 * 2 * 32 + 2
 
 
-def test_torch_threads_restores_the_count_after_an_error() -> None:
+def test_torch_threads_restored_after_error() -> None:
     with torch_threads(2):
         with pytest.raises(RuntimeError), torch_threads(1):
             assert torch.get_num_threads() == 1
@@ -68,7 +68,7 @@ def test_torch_threads_restores_the_count_after_an_error() -> None:
         assert torch.get_num_threads() == 2
 
 
-def test_run_parallel_gives_every_item_one_torch_thread() -> None:
+def test_run_parallel_one_torch_thread_per_item() -> None:
     seen: dict[int, tuple[int, int]] = {}
     lock = threading.Lock()
 
@@ -87,7 +87,7 @@ def test_run_parallel_gives_every_item_one_torch_thread() -> None:
     assert threading.get_ident() not in {ident for ident, _ in seen.values()}
 
 
-def test_run_parallel_stops_after_the_first_error() -> None:
+def test_run_parallel_stops_at_first_error() -> None:
     started: list[int] = []
 
     def work(item: int) -> None:
