@@ -169,6 +169,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def counted(count: int, noun: str, plural_ending: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}{plural_ending}"
+
+
 def report(results: dict[str, Any], machine: dict[str, Any]) -> str:
     rows = [
         [
@@ -184,6 +188,8 @@ def report(results: dict[str, Any], machine: dict[str, Any]) -> str:
         ["way", "threads", "median s/MP", "fastest s/MP", "every round (s/MP)"], rows
     )
     largest = max(results["max_difference_levels"].values())
+    spinners = counted(results["busy_cores"], "busy child process", "es")
+    rounds = counted(results["rounds"], "round", "s")
     agreement = (
         "The outputs of the three ways are identical."
         if largest == 0
@@ -192,8 +198,7 @@ def report(results: dict[str, Any], machine: dict[str, Any]) -> str:
     return (
         f"Machine: {machine_line(machine)}. Photo: {results['megapixels']} MP "
         f"({results['width']}x{results['height']}), precision {results['precision']}, "
-        f"one view, {results['busy_cores']} busy child processes, "
-        f"{results['rounds']} rounds. {agreement}\n\n{table}\n"
+        f"one view, {spinners}, {rounds}. {agreement}\n\n{table}\n"
     )
 
 

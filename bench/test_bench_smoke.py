@@ -211,16 +211,20 @@ def test_denoise_smoke(smoke_run: Path, step: str) -> None:
 
 
 def test_tile_threads_smoke(tmp_path: Path) -> None:
-    run_smoke_script(bench_tile_threads.__file__, ["--threads", "2"], tmp_path)
+    arguments = ["--threads", "2", "--busy-cores", "1"]
+    run_smoke_script(bench_tile_threads.__file__, arguments, tmp_path)
     data = json.loads((tmp_path / "tile_threads.json").read_text())
+    summary = (tmp_path / "tile_threads.md").read_text()
 
     assert data["rounds"] == 1
     assert data["threads"] == 2
     assert data["megapixels"] == bench_tile_threads.SMOKE_MEGAPIXELS
+    assert data["busy_cores"] == 1
+    assert "one view, 1 busy child process, 1 round." in summary
     for way in bench_tile_threads.WAYS:
         assert len(data["seconds_per_megapixel"][way]) == 1
         assert data["median_seconds_per_megapixel"][way] > 0
-        assert f"| {way} |" in (tmp_path / "tile_threads.md").read_text()
+        assert f"| {way} |" in summary
     # The ways differ only in the order a convolution adds up its products.
     assert max(data["max_difference_levels"].values()) <= 1
 
